@@ -1,0 +1,59 @@
+# patchgate — make targets a newcomer guesses.
+#   make demo    build, generate demo traffic, replay it through the engine, print the alert summary
+#   make test    go vet + go test -race ./... (installs the Debian packages the tests need)
+#   make build   build the binaries into bin/
+#   make bench   engine benchmarks (see README "Performance")
+#   make fuzz    run every fuzz target for FUZZTIME each
+#   make lint    gofmt, go vet, staticcheck when installed
+
+SHELL       := /bin/bash
+export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
+GO          ?= go
+BIN         := bin
+FUZZTIME    ?= 10s
+BENCHTIME   ?= 2s
+TESTFLAGS   ?= -race -timeout 30m
+VERSION     ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS     := -X main.version=$(VERSION)
+# Debian packages the test suite and demo use (installed when root and missing).
+DEB_PACKAGES ?= ca-certificates
+
+.PHONY: all build test demo bench fuzz lint deps clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
+
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "missing Debian packages:$$missing (run as root to install)"; fi; \
+	fi
+	$(GO) mod download
+
+test: deps
+	$(GO) vet ./...
+	$(GO) test $(TESTFLAGS) ./...
+
+demo: build
+	@scripts/demo.sh
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./dataplane/engine/ ./dataplane/decode/
+
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	@if command -v staticcheck >/dev/null; then staticcheck ./...; else echo "staticcheck not installed; skipped"; fi
+
+clean:
+	rm -rf $(BIN)

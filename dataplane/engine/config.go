@@ -1,0 +1,160 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/patchgate/patchgate/dataplane/defrag"
+	"github.com/patchgate/patchgate/dataplane/flow"
+	"github.com/patchgate/patchgate/dataplane/stream"
+)
+
+// MidstreamPolicy says what to do with a TCP flow first seen without its
+// handshake and without a checkpoint to resume from.
+type MidstreamPolicy uint8
+
+const (
+	// MidstreamPickup tracks the flow from the packet seen and lets the
+	// analyzer resynchronise at the next message it recognises.
+	MidstreamPickup MidstreamPolicy = iota
+	// MidstreamDrop drops the packets of such flows (the client reconnects).
+	MidstreamDrop
+	// MidstreamReset resets such flows at both ends.
+	MidstreamReset
+)
+
+var midstreamNames = []string{"pickup", "drop", "reset"}
+
+func (m MidstreamPolicy) String() string {
+	if int(m) < len(midstreamNames) {
+		return midstreamNames[m]
+	}
+	return fmt.Sprintf("midstream(%d)", uint8(m))
+}
+
+// ParseMidstream parses "pickup", "drop" or "reset".
+func ParseMidstream(s string) (MidstreamPolicy, error) {
+	for i, n := range midstreamNames {
+		if n == s {
+			return MidstreamPolicy(i), nil
+		}
+	}
+	return 0, fmt.Errorf("engine: midstream policy %q is not one of pickup, drop, reset", s)
+}
+
+// ChecksumPolicy says whether packets with bad checksums are inspected.
+type ChecksumPolicy uint8
+
+const (
+	// ChecksumAuto validates checksums, unless most of the first packets have
+	// bad ones (a capture taken on a host with checksum offload), in which case
+	// validation is switched off.
+	ChecksumAuto ChecksumPolicy = iota
+	// ChecksumValidate drops packets with bad checksums: the receiver would too,
+	// so they must be neither inspected nor forwarded.
+	ChecksumValidate
+	// ChecksumIgnore inspects packets whatever their checksums.
+	ChecksumIgnore
+)
+
+var checksumNames = []string{"auto", "validate", "ignore"}
+
+func (c ChecksumPolicy) String() string {
+	if int(c) < len(checksumNames) {
+		return checksumNames[c]
+	}
+	return fmt.Sprintf("checksum(%d)", uint8(c))
+}
+
+// ParseChecksum parses "auto", "validate" or "ignore".
+func ParseChecksum(s string) (ChecksumPolicy, error) {
+	for i, n := range checksumNames {
+		if n == s {
+			return ChecksumPolicy(i), nil
+		}
+	}
+	return 0, fmt.Errorf("engine: checksum policy %q is not one of auto, validate, ignore", s)
+}
+
+// ViolationPolicy says what a protocol violation reported by an analyzer
+// (request smuggling signs, limits exceeded) does to its flow.
+type ViolationPolicy uint8
+
+const (
+	// ViolationAlert raises an alert and lets traffic pass.
+	ViolationAlert ViolationPolicy = iota
+	// ViolationBlock raises an alert and resets the flow.
+	ViolationBlock
+)
+
+// Defaults.
+const (
+	// DefaultDetectWindow is how many bytes per direction are buffered while
+	// deciding a flow's protocol; every supported protocol identifies itself
+	// within its first message header.
+	DefaultDetectWindow = 4096
+	// DefaultShards is the number of independent engine shards.
+	DefaultShards = 1
+	// autoChecksumSample is how many checksummed packets ChecksumAuto examines.
+	autoChecksumSample = 1000
+)
+
+// Config configures an engine.
+type Config struct {
+	// Shards is the number of independent shards (one per core or queue).
+	Shards int
+	// Flow bounds each shard's flow table (MaxFlows and MaxBytes are per shard).
+	Flow   flow.Config
+	Stream stream.Config
+	Defrag defrag.Config
+	// Midstream is the policy for TCP flows first seen mid-stream.
+	Midstream MidstreamPolicy
+	Checksums ChecksumPolicy
+	// Violations is the policy for analyzer-reported protocol violations.
+	Violations ViolationPolicy
+	// DetectWindow bounds the bytes buffered per direction for protocol detection.
+	DetectWindow int
+	// Hooks lets the node observe flows (checkpoints, metrics). Optional.
+	Hooks Hooks
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		Shards:       DefaultShards,
+		Flow:         flow.DefaultConfig(),
+		Stream:       stream.DefaultConfig(),
+		Defrag:       defrag.DefaultConfig(),
+		Midstream:    MidstreamPickup,
+		Checksums:    ChecksumAuto,
+		Violations:   ViolationAlert,
+		DetectWindow: DefaultDetectWindow,
+	}
+}
+
+// Validate says which field is wrong and why.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Shards < 1 || c.Shards > 1024 {
+		errs = append(errs, fmt.Errorf("engine: Shards must be in [1, 1024], got %d", c.Shards))
+	}
+	if err := c.Flow.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Defrag.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Stream.MaxRetained < 1 || c.Stream.MaxOutOfOrder < 1 || c.Stream.MaxSegments < 1 {
+		errs = append(errs, errors.New("engine: Stream limits must be positive"))
+	}
+	if c.DetectWindow < 16 || c.DetectWindow > 1<<20 {
+		errs = append(errs, fmt.Errorf("engine: DetectWindow must be in [16, 1MiB], got %d", c.DetectWindow))
+	}
+	if c.Midstream > MidstreamReset {
+		errs = append(errs, fmt.Errorf("engine: Midstream policy %d unknown", c.Midstream))
+	}
+	if c.Checksums > ChecksumIgnore {
+		errs = append(errs, fmt.Errorf("engine: Checksums policy %d unknown", c.Checksums))
+	}
+	return errors.Join(errs...)
+}
