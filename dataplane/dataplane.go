@@ -79,6 +79,8 @@ const (
 	ReasonMidstream                // flow first seen mid-stream and the policy refuses it
 	ReasonFlowLimit                // flow table full and no flow could be evicted
 	ReasonAnalyzerViolation        // protocol violation an analyzer treats as an attack (smuggling, limits)
+	ReasonLowTTL                   // TTL too low to reach the server (insertion attempt)
+	ReasonTCPUrgent                // urgent data the server would remove from the stream
 	numReasons
 )
 
@@ -86,7 +88,7 @@ const (
 var ReasonNames = [numReasons]string{
 	"none", "patch", "blocked_flow", "malformed", "bad_checksum", "frag_overlap",
 	"frag_limit", "tcp_overlap", "tcp_window", "tcp_state", "tcp_buffer",
-	"midstream", "flow_limit", "analyzer_violation",
+	"midstream", "flow_limit", "analyzer_violation", "low_ttl", "tcp_urgent",
 }
 
 // NumReasons is the number of defined reasons, for sizing counter arrays.

@@ -25,6 +25,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	evePath := fs.String("eve", "-", "write EVE JSON alerts to this file (- for standard output)")
 	midstream := fs.String("midstream", "pickup", "TCP flows first seen mid-stream: pickup, drop or reset")
 	checksums := fs.String("checksums", "auto", "checksum validation: auto, validate or ignore")
+	violations := fs.String("violations", "count", "protocol violations (smuggling signs, limits): count, alert or block")
 	quiet := fs.Bool("q", false, "do not print the summary table")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -42,6 +43,9 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if cfg.Checksums, err = engine.ParseChecksum(*checksums); err != nil {
+		return err
+	}
+	if cfg.Violations, err = engine.ParseViolations(*violations); err != nil {
 		return err
 	}
 	// Open every capture first: a missing file is reported before any output.
@@ -150,6 +154,18 @@ func printSummary(w io.Writer, prog *patch.Program, st engine.Stats) {
 		fmt.Fprintf(w, " %s=%d", dataplane.Reason(r), n)
 	}
 	if !first {
+		fmt.Fprintln(w)
+	}
+	if len(st.Violations) > 0 {
+		codes := make([]string, 0, len(st.Violations))
+		for c := range st.Violations {
+			codes = append(codes, c)
+		}
+		sort.Strings(codes)
+		fmt.Fprint(w, "protocol violations (counted; --violations alert to raise alerts):")
+		for _, c := range codes {
+			fmt.Fprintf(w, " %s=%d", c, st.Violations[c])
+		}
 		fmt.Fprintln(w)
 	}
 }

@@ -13,6 +13,7 @@ package analyzer
 
 import (
 	"fmt"
+	"math"
 	"reflect"
 	"sort"
 	"sync"
@@ -50,9 +51,11 @@ type Analyzer interface {
 	// hostile input; an error means the analyzer gave up on the flow (it will
 	// receive no more data; the engine counts it and, by policy, passes or blocks).
 	Feed(dir dataplane.Direction, data []byte, sink Sink) error
-	// Gap tells that n bytes of direction dir will never be seen (e.g. a flow
-	// picked up mid-stream without a checkpoint, or bytes skipped by a limit).
-	// The analyzer must resynchronise at the next message it can recognise.
+	// Gap tells that n bytes of direction dir will never be seen (bytes
+	// skipped by a limit), or GapUnknown bytes (a flow picked up mid-stream
+	// without a checkpoint). Unless the gap provably ends inside the message
+	// in progress, the analyzer resynchronises at the next message it can
+	// recognise. n <= 0 is a no-op.
 	Gap(dir dataplane.Direction, n int, sink Sink)
 	// End tells that direction dir has ended (FIN or flow end).
 	End(dir dataplane.Direction, sink Sink)
@@ -64,6 +67,10 @@ type Analyzer interface {
 	// it reads and returns an error (never panics) on a corrupt record.
 	UnmarshalState(src []byte) error
 }
+
+// GapUnknown is the byte count of a gap of unknown size: larger than any
+// message, so every analyzer resynchronises.
+const GapUnknown = math.MaxInt32
 
 // Transport says which transport an analyzer handles.
 type Transport uint8
@@ -122,8 +129,11 @@ type Prefilterable interface {
 
 // Spec registers one analyzer.
 type Spec struct {
-	// Name is the analyzer's short name; it is also the EVE app_proto ("http").
-	Name      string
+	// Name is the analyzer's short name, unique in the registry ("http").
+	Name string
+	// AppProto is the EVE app_proto of flows it parses; empty means Name
+	// (two analyzers of one protocol on different transports share it).
+	AppProto  string
 	Transport Transport
 	// Ports are the well-known server ports; used as a hint when content
 	// detection cannot decide.
@@ -155,6 +165,9 @@ func Register(s Spec) {
 		panic("analyzer: duplicate analyzer " + s.Name)
 	}
 	sp := s
+	if sp.AppProto == "" {
+		sp.AppProto = sp.Name
+	}
 	byName[s.Name] = &sp
 	for i := range sp.Events {
 		ev := &sp.Events[i]

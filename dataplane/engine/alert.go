@@ -93,6 +93,8 @@ type builtin struct {
 var reasonSigs = map[dataplane.Reason]builtin{
 	dataplane.ReasonTCPOverlap:  {builtinSIDBase + 1, "patchgate.tcp_overlap", "TCP retransmission or overlap with different data (evasion)", "evasion", "high"},
 	dataplane.ReasonFragOverlap: {builtinSIDBase + 2, "patchgate.frag_overlap", "IP fragments overlap with different data (evasion)", "evasion", "high"},
+	dataplane.ReasonLowTTL:      {builtinSIDBase + 3, "patchgate.low_ttl", "TCP data with a TTL too low to reach the server (insertion)", "evasion", "medium"},
+	dataplane.ReasonTCPUrgent:   {builtinSIDBase + 4, "patchgate.tcp_urgent", "TCP urgent data the server would remove from the stream (evasion)", "evasion", "medium"},
 }
 
 // violationSig returns the built-in signature of an analyzer violation code.

@@ -66,7 +66,7 @@ func decodeFlow(e *Engine, b []byte) (*Flow, flow.Key, error) {
 		if err != nil {
 			return nil, flow.Key{}, err
 		}
-		f.an = spec.New()
+		f.an, f.appProto = spec.New(), spec.AppProto
 		if err := f.an.UnmarshalState(rec.AnalyzerState); err != nil {
 			return nil, flow.Key{}, fmt.Errorf("engine: checkpoint of %s: analyzer %s: %w", rec.Key, rec.Analyzer, err)
 		}

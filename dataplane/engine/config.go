@@ -81,11 +81,34 @@ func ParseChecksum(s string) (ChecksumPolicy, error) {
 type ViolationPolicy uint8
 
 const (
-	// ViolationAlert raises an alert and lets traffic pass.
-	ViolationAlert ViolationPolicy = iota
+	// ViolationCount counts violations per code (Stats.Violations) and lets
+	// traffic pass: real traffic contains odd but harmless framing (obs-fold,
+	// bare LF), so this is the default.
+	ViolationCount ViolationPolicy = iota
+	// ViolationAlert also raises an alert per violation.
+	ViolationAlert
 	// ViolationBlock raises an alert and resets the flow.
 	ViolationBlock
 )
+
+var violationNames = []string{"count", "alert", "block"}
+
+func (v ViolationPolicy) String() string {
+	if int(v) < len(violationNames) {
+		return violationNames[v]
+	}
+	return fmt.Sprintf("violations(%d)", uint8(v))
+}
+
+// ParseViolations parses "count", "alert" or "block".
+func ParseViolations(s string) (ViolationPolicy, error) {
+	for i, n := range violationNames {
+		if n == s {
+			return ViolationPolicy(i), nil
+		}
+	}
+	return 0, fmt.Errorf("engine: violation policy %q is not one of count, alert, block", s)
+}
 
 // Defaults.
 const (
@@ -127,7 +150,7 @@ func DefaultConfig() Config {
 		Defrag:       defrag.DefaultConfig(),
 		Midstream:    MidstreamPickup,
 		Checksums:    ChecksumAuto,
-		Violations:   ViolationAlert,
+		Violations:   ViolationCount,
 		DetectWindow: DefaultDetectWindow,
 	}
 }
@@ -152,6 +175,9 @@ func (c Config) Validate() error {
 	}
 	if c.Midstream > MidstreamReset {
 		errs = append(errs, fmt.Errorf("engine: Midstream policy %d unknown", c.Midstream))
+	}
+	if c.Violations > ViolationBlock {
+		errs = append(errs, fmt.Errorf("engine: Violations policy %d unknown", c.Violations))
 	}
 	if c.Checksums > ChecksumIgnore {
 		errs = append(errs, fmt.Errorf("engine: Checksums policy %d unknown", c.Checksums))

@@ -25,6 +25,7 @@ type Flow struct {
 	conn     *stream.Conn
 	an       analyzer.Analyzer
 	anName   string
+	appProto string
 	anDead   bool
 	detected bool
 	detect   [2][]byte
@@ -67,6 +68,7 @@ type shard struct {
 	exportCur func() []byte
 
 	patchAlerts map[string]uint64
+	violations  map[string]uint64
 	anErrors    uint64
 	flows       uint64
 	pickups     uint64
@@ -74,7 +76,7 @@ type shard struct {
 }
 
 func newShard(e *Engine, idx int) (*shard, error) {
-	s := &shard{e: e, idx: idx, patchAlerts: map[string]uint64{}}
+	s := &shard{e: e, idx: idx, patchAlerts: map[string]uint64{}, violations: map[string]uint64{}}
 	t, err := flow.New[*Flow](e.cfg.Flow, nil)
 	if err != nil {
 		return nil, err
@@ -371,11 +373,11 @@ func (s *shard) detectProto(f *Flow, dir dataplane.Direction, data []byte) {
 		f.detect = [2][]byte{}
 		return
 	}
-	f.anName = chosen.Name
+	f.anName, f.appProto = chosen.Name, chosen.AppProto
 	f.an = chosen.New()
 	if f.Midstream {
-		f.an.Gap(dataplane.ToServer, 0, s)
-		f.an.Gap(dataplane.ToClient, 0, s)
+		f.an.Gap(dataplane.ToServer, analyzer.GapUnknown, s)
+		f.an.Gap(dataplane.ToClient, analyzer.GapUnknown, s)
 	}
 	if transport == analyzer.UDP {
 		s.feed(f, dir, data)
@@ -416,12 +418,16 @@ func (s *shard) Violation(dir dataplane.Direction, code, detail string) {
 	if s.cur.f == nil {
 		return
 	}
-	v := dataplane.Pass
-	if s.e.cfg.Violations == ViolationBlock {
-		v = dataplane.Reset
-		s.block(v, dataplane.ReasonAnalyzerViolation, code)
+	s.violations[code]++
+	switch s.e.cfg.Violations {
+	case ViolationCount:
+		return
+	case ViolationBlock:
+		s.block(dataplane.Reset, dataplane.ReasonAnalyzerViolation, code)
+		s.raise(violationSig(code), dataplane.Reset, code)
+		return
 	}
-	s.raise(violationSig(code), v, code)
+	s.raise(violationSig(code), dataplane.Pass, code)
 }
 
 func (s *shard) block(v dataplane.Verdict, r dataplane.Reason, by string) {
@@ -470,7 +476,7 @@ func (s *shard) alert(v dataplane.Verdict) Alert {
 	return Alert{
 		Time: c.p.Timestamp, FlowID: c.f.ID,
 		Src: addrPort(c.p.Src, c.p.SrcPort), Dst: addrPort(c.p.Dst, c.p.DstPort),
-		Proto: c.p.Proto, AppProto: c.f.anName, Dir: c.dir, Verdict: v,
+		Proto: c.p.Proto, AppProto: c.f.appProto, Dir: c.dir, Verdict: v,
 		PatchSet: s.prog.Version,
 	}
 }

@@ -22,8 +22,10 @@ type Stats struct {
 	// Reasons counts non-pass verdicts per reason (indexed by dataplane.Reason).
 	Reasons [dataplane.NumReasons]uint64
 	Alerts  uint64
-	// PatchAlerts counts alerts per patch id.
+	// PatchAlerts counts alerts per patch id (and built-in detection id).
 	PatchAlerts map[string]uint64
+	// Violations counts analyzer-reported protocol violations per code.
+	Violations map[string]uint64
 	// Panics counts packets whose processing hit a bug (dropped, node kept running).
 	Panics uint64
 	// AnalyzerErrors counts flows whose analyzer gave up.
@@ -44,7 +46,7 @@ type Stats struct {
 func (e *Engine) Stats() Stats {
 	st := Stats{
 		Packets: e.global.packets.Load(), Bytes: e.global.bytes.Load(), Alerts: e.global.alerts.Load(),
-		Panics: e.global.panics.Load(), PatchAlerts: map[string]uint64{}, PatchSet: e.prog.Load().Version,
+		Panics: e.global.panics.Load(), PatchAlerts: map[string]uint64{}, Violations: map[string]uint64{}, PatchSet: e.prog.Load().Version,
 	}
 	for i := range st.Verdicts {
 		st.Verdicts[i] = e.global.verdicts[i].Load()
@@ -56,6 +58,9 @@ func (e *Engine) Stats() Stats {
 		s.mu.Lock()
 		for k, v := range s.patchAlerts {
 			st.PatchAlerts[k] += v
+		}
+		for k, v := range s.violations {
+			st.Violations[k] += v
 		}
 		st.AnalyzerErrors += s.anErrors
 		st.FlowsCreated += s.flows

@@ -27,7 +27,7 @@ func (c *Conn) MarshalState(dst []byte) []byte {
 		dst = wire.AppendU32(dst, h.Next)
 		dst = wire.AppendU32(dst, h.Acked)
 		dst = wire.AppendU32(dst, h.WndEdge)
-		dst = append(dst, h.WShift)
+		dst = append(dst, h.WShift, h.TTL)
 		dst = wire.AppendU32(dst, h.TSRecent)
 		dst = wire.AppendU32(dst, h.FINSeq)
 		dst = wire.AppendBytes(dst, h.retained)
@@ -69,6 +69,7 @@ func (c *Conn) UnmarshalState(src []byte) error {
 		h.Acked = r.U32()
 		h.WndEdge = r.U32()
 		h.WShift = r.Byte()
+		h.TTL = r.Byte()
 		if h.WShift > 14 {
 			r.Fail(fmt.Errorf("dataplane/stream: window shift %d > 14", h.WShift))
 		}

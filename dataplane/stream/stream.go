@@ -45,6 +45,12 @@ const (
 	// direction (a flood of 1-byte segments must not cost a list entry each
 	// without limit).
 	DefaultMaxSegments = 1024
+	// DefaultTTLSlack is how far below the TTL of a direction's first packet
+	// (its SYN, which demonstrably reached the server) a data segment's TTL may
+	// fall. An insertion decoy must expire between the gateway and the server,
+	// so it arrives with a TTL no larger than the few hops left; real segments
+	// keep their TTL, or lose a hop or two when a route changes.
+	DefaultTTLSlack = 8
 )
 
 // State is the connection state as seen by the gateway.
@@ -73,11 +79,16 @@ type Config struct {
 	MaxRetained   int
 	MaxOutOfOrder int
 	MaxSegments   int
+	// TTLSlack: data segments whose TTL is more than this below the TTL of
+	// their direction's first segment are dropped as insertion attempts.
+	// Negative disables the check.
+	TTLSlack int
 }
 
 // DefaultConfig returns the default limits.
 func DefaultConfig() Config {
-	return Config{MaxRetained: DefaultMaxRetained, MaxOutOfOrder: DefaultMaxOutOfOrder, MaxSegments: DefaultMaxSegments}
+	return Config{MaxRetained: DefaultMaxRetained, MaxOutOfOrder: DefaultMaxOutOfOrder, MaxSegments: DefaultMaxSegments,
+		TTLSlack: DefaultTTLSlack}
 }
 
 // segment is a buffered out-of-order piece.
@@ -115,6 +126,9 @@ type Half struct {
 	// TSRecent is the last timestamp value seen from this sender (PAWS).
 	TSRecent uint32
 	TSKnown  bool
+
+	// TTL is the IP TTL (hop limit) of the sender's first segment.
+	TTL uint8
 
 	// FIN is set once a FIN from this sender has been seen; FINSeq is its
 	// sequence number. FINDone once the stream reached it in order.
@@ -169,7 +183,7 @@ func (c *Conn) Pickup(dir dataplane.Direction, p *decode.Packet) {
 	c.Midstream = true
 	c.State = StateEstablished
 	h := &c.Half[dir]
-	h.Known, h.ISN, h.Next = true, p.Seq-1, p.Seq
+	h.Known, h.ISN, h.Next, h.TTL = true, p.Seq-1, p.Seq, p.TTL
 	if p.HasFlag(decode.FlagSYN) {
 		h.Next = p.Seq + 1
 	}
@@ -197,7 +211,10 @@ func (c *Conn) Segment(dir dataplane.Direction, p *decode.Packet, deliver Delive
 	if !h.Known {
 		// A segment from a side whose sequence space we never learnt (its SYN-ACK
 		// was not seen). Learn it from this segment.
-		h.Known, h.ISN, h.Next = true, p.Seq-1, p.Seq
+		h.Known, h.ISN, h.Next, h.TTL = true, p.Seq-1, p.Seq, p.TTL
+	}
+	if h.TTL == 0 {
+		h.TTL = p.TTL
 	}
 
 	if rst {
@@ -245,6 +262,19 @@ func (c *Conn) Segment(dir dataplane.Direction, p *decode.Packet, deliver Delive
 
 	data := p.Payload
 	seq := p.Seq
+	if len(data) > 0 && c.cfg.TTLSlack >= 0 && int(p.TTL)+c.cfg.TTLSlack < int(h.TTL) {
+		// Would expire before the server: inspecting it would let a decoy
+		// stand in for the real bytes.
+		res.Verdict, res.Reason, res.Evasion = dataplane.Drop, dataplane.ReasonLowTTL, true
+		return res
+	}
+	if p.HasFlag(decode.FlagURG) && p.Urgent > 0 && int(p.Urgent) <= len(data) {
+		// A receiver without SO_OOBINLINE (the default) pulls the byte before
+		// the urgent pointer out of the stream: the application would see
+		// other bytes than the ones inspected.
+		res.Verdict, res.Reason, res.Evasion = dataplane.Drop, dataplane.ReasonTCPUrgent, true
+		return res
+	}
 	// RFC 7323 §4.3: TS.Recent follows only segments at or before the
 	// receiver's next expected byte; a reordered later segment must not make
 	// the earlier ones look stale.
@@ -297,7 +327,7 @@ func (c *Conn) syn(dir dataplane.Direction, p *decode.Packet, deliver Deliver) R
 			res.Verdict, res.Reason = dataplane.Drop, dataplane.ReasonTCPState
 			return res
 		}
-		*h = Half{Known: true, ISN: p.Seq, Next: p.Seq + 1}
+		*h = Half{Known: true, ISN: p.Seq, Next: p.Seq + 1, TTL: p.TTL}
 		h.synWScale, h.synTS = p.Opts.HasWScale, p.Opts.HasTimestamp
 		if p.Opts.HasWScale {
 			h.WShift = min(p.Opts.WScale, 14)
@@ -352,7 +382,7 @@ func (c *Conn) synAck(dir dataplane.Direction, p *decode.Packet) Result {
 		o.ISN, o.Next = p.Ack-1, p.Ack
 		o.retained, o.ooo, o.oooBytes = nil, nil, 0
 	}
-	*h = Half{Known: true, ISN: p.Seq, Next: p.Seq + 1}
+	*h = Half{Known: true, ISN: p.Seq, Next: p.Seq + 1, TTL: p.TTL}
 	if p.Opts.HasWScale && o.synWScale {
 		h.WShift = min(p.Opts.WScale, 14)
 	} else {

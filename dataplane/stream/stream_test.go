@@ -375,3 +375,43 @@ func TestPAWSToleratesReordering(t *testing.T) {
 		t.Fatalf("stream %q", r.got[c2s].String())
 	}
 }
+
+// TestLowTTLDecoyDropped: a decoy that would expire before the server is
+// dropped instead of being inspected in place of the real bytes, which then
+// pass and are inspected.
+func TestLowTTLDecoyDropped(t *testing.T) {
+	c, r := New(DefaultConfig()), &recorder{}
+	hs := handshake()
+	var res []Result
+	for _, s := range hs {
+		p := s.packet()
+		p.TTL = 64
+		res = append(res, c.Segment(s.dir, p, r.deliver))
+	}
+	decoy := seg{dir: c2s, flags: PA, seq: cISN + 1, ack: sISN + 1, data: "GET /harmless"}.packet()
+	decoy.TTL = 2
+	x := c.Segment(c2s, decoy, r.deliver)
+	if x.Verdict != dataplane.Drop || x.Reason != dataplane.ReasonLowTTL || !x.Evasion {
+		t.Fatalf("decoy: %+v", x)
+	}
+	real := seg{dir: c2s, flags: PA, seq: cISN + 1, ack: sISN + 1, data: "GET /etc/pass"}.packet()
+	real.TTL = 63 // one hop fewer after a route change: still fine
+	if x := c.Segment(c2s, real, r.deliver); x.Verdict != dataplane.Pass || r.got[c2s].String() != "GET /etc/pass" {
+		t.Fatalf("real segment: %+v, stream %q", x, r.got[c2s].String())
+	}
+}
+
+// TestUrgentDataDropped: the receiver would pull the urgent byte out of the
+// stream, so the segment cannot be inspected as the server will see it.
+func TestUrgentDataDropped(t *testing.T) {
+	c, r := New(DefaultConfig()), &recorder{}
+	run(t, c, r, handshake())
+	p := seg{dir: c2s, flags: PA | decode.FlagURG, seq: cISN + 1, ack: sISN + 1, data: "GET /etc/pXasswd"}.packet()
+	p.Urgent = 11
+	if x := c.Segment(c2s, p, r.deliver); x.Verdict != dataplane.Drop || x.Reason != dataplane.ReasonTCPUrgent {
+		t.Fatalf("urgent data: %+v", x)
+	}
+	if r.got[c2s].Len() != 0 {
+		t.Fatalf("urgent segment delivered: %q", r.got[c2s].String())
+	}
+}

@@ -41,6 +41,7 @@ func init() {
 	})
 	analyzer.Register(analyzer.Spec{
 		Name:      NameTCP,
+		AppProto:  NameUDP,
 		Transport: analyzer.TCP,
 		Ports:     Ports,
 		Detect:    DetectTCP,
