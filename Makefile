@@ -2,7 +2,7 @@
 #   make demo    build, generate demo traffic, replay it through the engine, print the alert summary
 #   make test    go vet + go test -race ./... (installs the Debian packages the tests need)
 #   make build   build the binaries into bin/
-#   make bench   engine benchmarks (see README "Performance")
+#   make bench   engine benchmarks + instructions per packet (bench/engine.sh; README "Performance")
 #   make fuzz    run every fuzz target for FUZZTIME each
 #   make lint    gofmt, go vet, staticcheck when installed
 
@@ -11,12 +11,11 @@ export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 GO          ?= go
 BIN         := bin
 FUZZTIME    ?= 10s
-BENCHTIME   ?= 2s
 TESTFLAGS   ?= -race -timeout 30m
 VERSION     ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -X main.version=$(VERSION)
 # Debian packages the test suite and demo use (installed when root and missing).
-DEB_PACKAGES ?= ca-certificates
+DEB_PACKAGES ?= ca-certificates iproute2 iptables tcpreplay
 
 .PHONY: all build test demo bench fuzz lint deps clean
 
@@ -41,7 +40,7 @@ demo: build
 	@scripts/demo.sh
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./dataplane/engine/ ./dataplane/decode/
+	bench/engine.sh
 
 fuzz:
 	@set -e; for pkg in $$($(GO) list ./...); do \

@@ -65,6 +65,9 @@ type Engine struct {
 	fragMu sync.Mutex
 	frag   *defrag.Reassembler
 
+	// analyzers by transport, fixed at New (the registry is filled by init).
+	analyzers [3][]*analyzer.Spec
+
 	// checksum auto-detection (ChecksumAuto).
 	csSeen, csBad atomic.Int64
 	csOff         atomic.Bool
@@ -84,6 +87,9 @@ func New(cfg Config, prog *patch.Program, alerts AlertSink) (*Engine, error) {
 		alerts = AlertFunc(func(*Alert) {})
 	}
 	e := &Engine{cfg: cfg, alerts: alerts, frag: defrag.New(cfg.Defrag)}
+	for _, sp := range analyzer.All() {
+		e.analyzers[sp.Transport] = append(e.analyzers[sp.Transport], sp)
+	}
 	e.prog.Store(prog)
 	for i := 0; i < cfg.Shards; i++ {
 		s, err := newShard(e, i)

@@ -132,8 +132,8 @@ func (s *shard) newFlow(key flow.Key, clientIsA bool, p *decode.Packet, class fl
 // guessClientIsA decides, for a flow first seen mid-stream or a datagram flow,
 // which side is the client: the side talking to a port an analyzer registers,
 // else the side with the higher port.
-func guessClientIsA(key flow.Key, transport analyzer.Transport) bool {
-	aKnown, bKnown := knownPort(key.APort, transport), knownPort(key.BPort, transport)
+func (s *shard) guessClientIsA(key flow.Key, transport analyzer.Transport) bool {
+	aKnown, bKnown := s.knownPort(key.APort, transport), s.knownPort(key.BPort, transport)
 	switch {
 	case bKnown && !aKnown:
 		return true
@@ -143,15 +143,10 @@ func guessClientIsA(key flow.Key, transport analyzer.Transport) bool {
 	return key.APort >= key.BPort
 }
 
-func knownPort(port uint16, t analyzer.Transport) bool {
-	for _, sp := range analyzer.All() {
-		if sp.Transport != t {
-			continue
-		}
-		for _, p := range sp.Ports {
-			if p == port {
-				return true
-			}
+func (s *shard) knownPort(port uint16, t analyzer.Transport) bool {
+	for _, sp := range s.e.analyzers[t] {
+		if hasPort(sp, port) {
+			return true
 		}
 	}
 	return false
@@ -233,7 +228,7 @@ func (s *shard) process(p *decode.Packet, key flow.Key, swapped bool) Result {
 // admit creates the flow for a packet of an unknown flow, or refuses it.
 func (s *shard) admit(p *decode.Packet, key flow.Key, swapped, isSYN bool) (*flow.Entry[*Flow], Result) {
 	if p.Proto == decode.ProtoUDP {
-		ent := s.newFlow(key, guessClientIsA(key, analyzer.UDP), p, flow.Datagram)
+		ent := s.newFlow(key, s.guessClientIsA(key, analyzer.UDP), p, flow.Datagram)
 		if ent == nil {
 			return nil, Result{Verdict: dataplane.Drop, Reason: dataplane.ReasonFlowLimit}
 		}
@@ -266,7 +261,7 @@ func (s *shard) admit(p *decode.Packet, key flow.Key, swapped, isSYN bool) (*flo
 	case MidstreamReset:
 		return nil, Result{Verdict: dataplane.Reset, Reason: dataplane.ReasonMidstream}
 	}
-	clientIsA := guessClientIsA(key, analyzer.TCP)
+	clientIsA := s.guessClientIsA(key, analyzer.TCP)
 	ent := s.newFlow(key, clientIsA, p, flow.Established)
 	if ent == nil {
 		return nil, Result{Verdict: dataplane.Drop, Reason: dataplane.ReasonFlowLimit}
@@ -345,10 +340,7 @@ func (s *shard) detectProto(f *Flow, dir dataplane.Direction, data []byte) {
 	full := len(f.detect[dir]) >= s.e.cfg.DetectWindow || transport == analyzer.UDP
 	var chosen, byPort *analyzer.Spec
 	undecided := false
-	for _, sp := range analyzer.All() {
-		if sp.Transport != transport {
-			continue
-		}
+	for _, sp := range s.e.analyzers[transport] {
 		conf := sp.Detect(analyzer.Probe{Transport: transport, ServerPort: port, Dir: dir, Data: probeData})
 		if conf == analyzer.Yes && (chosen == nil || hasPort(sp, port)) {
 			chosen = sp

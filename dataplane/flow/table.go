@@ -39,6 +39,9 @@ const (
 	DefaultClosingTimeout     = 10 * time.Second
 	DefaultDatagramTimeout    = 60 * time.Second
 	DefaultEstablishedTimeout = 10 * time.Minute
+	// initialMapSize is the flow map's starting capacity; it grows on demand
+	// (short-lived engines in tests and tools should not pay for a big table).
+	initialMapSize = 1024
 	// EntryOverhead is the accounted cost of a flow with no buffered data: the
 	// entry, map slot and the engine's per-flow state.
 	EntryOverhead = 512
@@ -176,7 +179,7 @@ func New[V any](cfg Config, onEvict func(e *Entry[V], why EvictReason)) (*Table[
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Table[V]{cfg: cfg, m: make(map[Key]*Entry[V], min(cfg.MaxFlows, 1<<16)), onEvict: onEvict}, nil
+	return &Table[V]{cfg: cfg, m: make(map[Key]*Entry[V], min(cfg.MaxFlows, initialMapSize)), onEvict: onEvict}, nil
 }
 
 // Get returns the entry for k, or nil.

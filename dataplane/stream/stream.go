@@ -182,6 +182,8 @@ func (c *Conn) Bytes() int {
 func (c *Conn) Pickup(dir dataplane.Direction, p *decode.Packet) {
 	c.Midstream = true
 	c.State = StateEstablished
+	c.TS = false
+	c.Half = [2]Half{}
 	h := &c.Half[dir]
 	h.Known, h.ISN, h.Next, h.TTL = true, p.Seq-1, p.Seq, p.TTL
 	if p.HasFlag(decode.FlagSYN) {
@@ -206,6 +208,9 @@ func (c *Conn) Segment(dir dataplane.Direction, p *decode.Packet, deliver Delive
 		return c.syn(dir, p, deliver)
 	case syn && ack:
 		return c.synAck(dir, p)
+	case c.State == StateNew && !rst:
+		// First segment of a connection whose handshake was not seen.
+		c.Pickup(dir, p)
 	}
 
 	if !h.Known {

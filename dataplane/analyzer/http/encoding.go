@@ -9,6 +9,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"unsafe"
 )
 
 // Content codings the analyzer decodes.
@@ -42,16 +43,22 @@ func (a *Analyzer) decodeBody(raw []byte, ce string, truncated bool) (string, bo
 	}
 	kind := codingOf(ce)
 	if kind == codingNone {
-		return string(raw), truncated
+		return view(raw), truncated
 	}
 	dc := decoders.Get().(*decoder)
 	defer decoders.Put(dc)
 	out, cut, ok := dc.decode(kind, raw, a.cfg.MaxDecompressed, truncated)
 	if !ok {
-		return string(raw), truncated
+		return view(raw), truncated
 	}
+	// The decoder goes back to the pool, so its output is copied.
 	return string(out), truncated || cut
 }
+
+// view returns a string sharing b's bytes. Events are only valid during the
+// Sink call (analyzer.Sink), and b is not modified before the call returns, so
+// the body need not be copied for every message.
+func view(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // decoder holds reusable decompressors. Their state is never carried across
 // messages: a body is decoded whole from the buffered raw bytes when its event

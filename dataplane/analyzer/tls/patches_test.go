@@ -2,7 +2,6 @@ package tls_test
 
 import (
 	"os"
-	"strings"
 	"testing"
 
 	_ "github.com/patchgate/patchgate/dataplane/analyzer/tls"
@@ -27,15 +26,7 @@ func TestShippedPatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	variants := []engine.Variant{engine.PlainVariant}
-	for _, v := range engine.EvasionVariants() {
-		// Reordered segments currently fail for every protocol (the HTTP
-		// patches too): an engine matter, not this analyzer's.
-		// TODO(lead): drop this filter once the engine handles them.
-		if !strings.Contains(v.Name, "reordered") {
-			variants = append(variants, v)
-		}
-	}
+	variants := append([]engine.Variant{engine.PlainVariant}, engine.EvasionVariants()...)
 	results := engine.RunPatchTests(prog, variants...)
 	if len(results) == 0 {
 		t.Fatal("no patch tests ran")

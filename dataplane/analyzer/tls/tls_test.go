@@ -461,3 +461,18 @@ func TestHandshakeGapFlag(t *testing.T) {
 		t.Errorf("ccs after a handshake gap: %+v", ccs)
 	}
 }
+
+// A gap of unknown size (a flow picked up mid-stream) inside a record loses
+// the boundaries: the analyzer resynchronises instead of skipping 2 GiB.
+func TestGapUnknown(t *testing.T) {
+	a := New()
+	r := &recorder{}
+	app := rec(ContentApplicationData, 0x0303, opaque(100))
+	must(t, a.Feed(dataplane.ToClient, app[:20], r))
+	a.Gap(dataplane.ToClient, analyzer.GapUnknown, r)
+	must(t, a.Feed(dataplane.ToClient, cat(app, app, rec(ContentAlert, 0x0303, opaque(2))), r))
+	recs := find[*Record](r)
+	if len(recs) != 3 || !recs[1].Midstream || recs[2].ContentType != ContentAlert || !recs[2].Encrypted {
+		t.Errorf("resync after an unknown gap:\n%s", r)
+	}
+}
