@@ -37,6 +37,8 @@ func EvasionVariants() []Variant {
 		{Name: "1-byte segments", SegmentSize: 1},
 		{Name: "7-byte segments reordered", SegmentSize: 7, Transforms: []gen.Transform{gen.Reorder(7, 5)}},
 		{Name: "duplicated segments", SegmentSize: 16, Transforms: []gen.Transform{gen.Duplicate(gen.DataSegments())}},
+		{Name: "overlapping retransmissions", SegmentSize: 24, Transforms: []gen.Transform{gen.Overlap(gen.DataSegments(), gen.OverlapOptions{CopyFirst: true})}},
+		{Name: "ipv4 fragments shuffled", SegmentSize: 200, Transforms: []gen.Transform{gen.Fragment(gen.DataSegments(), gen.Fragmentation{Size: 16, Order: gen.FragShuffled, Seed: 5})}},
 		{Name: "ipv6 3-byte segments", SegmentSize: 3, IPv6: true},
 	}
 }
