@@ -70,6 +70,7 @@ type shard struct {
 	patchAlerts map[string]uint64
 	violations  map[string]uint64
 	anErrors    uint64
+	gaps        uint64
 	flows       uint64
 	pickups     uint64
 	resumed     uint64
@@ -188,7 +189,7 @@ func (s *shard) process(p *decode.Packet, key flow.Key, swapped bool) Result {
 
 	class := flow.Datagram
 	if tcp {
-		r := f.conn.Segment(dir, p, s.deliver)
+		r := f.conn.Segment(dir, p, s)
 		if r.Verdict != dataplane.Pass {
 			if r.Evasion {
 				s.raise(reasonSigs[r.Reason], dataplane.Drop, "tcp.stream")
@@ -204,7 +205,7 @@ func (s *shard) process(p *decode.Packet, key flow.Key, swapped bool) Result {
 		}
 		class = classOf(f.conn.State)
 	} else if len(p.Payload) > 0 {
-		s.deliver(dir, p.Payload)
+		s.Data(dir, p.Payload)
 	}
 	res := Result{Verdict: c.verdict, Reason: c.reason, Dir: dir}
 	if c.verdict != dataplane.Pass {
@@ -296,8 +297,27 @@ func (s *shard) account(ent *flow.Entry[*Flow]) {
 	}
 }
 
-// deliver receives in-order bytes (TCP) or a datagram (UDP) of the current flow.
-func (s *shard) deliver(dir dataplane.Direction, data []byte) {
+// Gap implements stream.Receiver: n bytes of dir were skipped.
+func (s *shard) Gap(dir dataplane.Direction, n int) {
+	f := s.cur.f
+	if f == nil {
+		return
+	}
+	s.gaps++
+	if !f.detected {
+		// Detection restarts after the hole; the analyzer will be told.
+		f.detect[dir] = f.detect[dir][:0]
+		f.Midstream = true
+		return
+	}
+	if f.an != nil && !f.anDead {
+		f.an.Gap(dir, n, s)
+	}
+}
+
+// Data implements stream.Receiver: in-order bytes (TCP) or a datagram (UDP)
+// of the current flow.
+func (s *shard) Data(dir dataplane.Direction, data []byte) {
 	f := s.cur.f
 	if f == nil || s.cur.verdict != dataplane.Pass {
 		return

@@ -30,6 +30,9 @@ type Stats struct {
 	Panics uint64
 	// AnalyzerErrors counts flows whose analyzer gave up.
 	AnalyzerErrors uint64
+	// Gaps counts stream holes skipped because the receiver acknowledged
+	// bytes never seen (capture loss; stream.Config.GapOnAck).
+	Gaps uint64
 	// FlowsCreated, Pickups (mid-stream) and Resumed (from checkpoints).
 	FlowsCreated, Pickups, Resumed uint64
 	// PredicateErrors counts predicate evaluations that failed at run time.
@@ -63,6 +66,7 @@ func (e *Engine) Stats() Stats {
 			st.Violations[k] += v
 		}
 		st.AnalyzerErrors += s.anErrors
+		st.Gaps += s.gaps
 		st.FlowsCreated += s.flows
 		st.Pickups += s.pickups
 		st.Resumed += s.resumed

@@ -9,7 +9,7 @@ import (
 
 // data processes the payload of a segment from dir starting at seq.
 // It reports false (with the drop result) when the segment must be dropped.
-func (c *Conn) data(dir dataplane.Direction, seq uint32, data []byte, deliver Deliver) (Result, bool) {
+func (c *Conn) data(dir dataplane.Direction, seq uint32, data []byte, deliver Receiver) (Result, bool) {
 	var res Result
 	h := &c.Half[dir]
 	end := seq + uint32(len(data))
@@ -83,8 +83,14 @@ func (c *Conn) data(dir dataplane.Direction, seq uint32, data []byte, deliver De
 	}
 	h.retained = append(h.retained, data...)
 	h.Next = end
-	deliver(dir, data)
-	// Drain buffered segments now in order.
+	deliver.Data(dir, data)
+	c.drain(dir, deliver)
+	return res, true
+}
+
+// drain delivers buffered segments that are now in order.
+func (c *Conn) drain(dir dataplane.Direction, deliver Receiver) {
+	h := &c.Half[dir]
 	n := 0
 	for _, s := range h.ooo {
 		sEnd := s.seq + uint32(len(s.data))
@@ -97,15 +103,33 @@ func (c *Conn) data(dir dataplane.Direction, seq uint32, data []byte, deliver De
 			tail := s.data[h.Next-s.seq:]
 			h.retained = append(h.retained, tail...)
 			h.Next = sEnd
-			deliver(dir, tail)
+			deliver.Data(dir, tail)
 		}
 	}
 	if n > 0 {
 		h.ooo = append(h.ooo[:0], h.ooo[n:]...)
 	}
-	return res, true
 }
 
+// skip moves direction dir's stream up to seq, which its receiver
+// acknowledged although the gateway never saw some bytes before it: each hole
+// is reported as a gap, and the buffered segments between and after the holes
+// are delivered in order.
+func (c *Conn) skip(dir dataplane.Direction, seq uint32, deliver Receiver) {
+	h := &c.Half[dir]
+	for seqLT(h.Next, seq) {
+		holeEnd := seq
+		if len(h.ooo) > 0 && seqLT(h.ooo[0].seq, holeEnd) {
+			holeEnd = h.ooo[0].seq
+		}
+		deliver.Gap(dir, int(holeEnd-h.Next))
+		// The bytes before the hole can no longer be compared with what the
+		// receiver got: they are no longer retained.
+		h.retained = h.retained[:0]
+		h.Next = holeEnd
+		c.drain(dir, deliver)
+	}
+}
 // buffer stores the parts of an out-of-order segment not already buffered.
 func (c *Conn) buffer(h *Half, seq uint32, data []byte) (Result, bool) {
 	var res Result

@@ -45,6 +45,9 @@ const (
 	// direction (a flood of 1-byte segments must not cost a list entry each
 	// without limit).
 	DefaultMaxSegments = 1024
+	// maxAckGap bounds the gap an acknowledgement may skip: beyond a maximal
+	// scaled window it cannot be genuine.
+	maxAckGap = 1 << 30
 	// DefaultTTLSlack is how far below the TTL of a direction's first packet
 	// (its SYN, which demonstrably reached the server) a data segment's TTL may
 	// fall. An insertion decoy must expire between the gateway and the server,
@@ -83,12 +86,18 @@ type Config struct {
 	// their direction's first segment are dropped as insertion attempts.
 	// Negative disables the check.
 	TTLSlack int
+	// GapOnAck: when a receiver acknowledges bytes the gateway never saw, skip
+	// to the acknowledged point and report a gap (the analyzer resynchronises)
+	// instead of waiting forever for them. Offline captures lose packets, so
+	// replay wants it; an inline gateway forwards every byte itself, so such
+	// an ACK is forged or comes from asymmetric routing and is only clamped.
+	GapOnAck bool
 }
 
 // DefaultConfig returns the default limits.
 func DefaultConfig() Config {
 	return Config{MaxRetained: DefaultMaxRetained, MaxOutOfOrder: DefaultMaxOutOfOrder, MaxSegments: DefaultMaxSegments,
-		TTLSlack: DefaultTTLSlack}
+		TTLSlack: DefaultTTLSlack, GapOnAck: true}
 }
 
 // segment is a buffered out-of-order piece.
@@ -165,8 +174,14 @@ type Result struct {
 	Reset bool
 }
 
-// Deliver receives in-order stream bytes. data is only valid during the call.
-type Deliver func(dir dataplane.Direction, data []byte)
+// Receiver receives what the normaliser releases, in stream order.
+type Receiver interface {
+	// Data receives in-order stream bytes; data is only valid during the call.
+	Data(dir dataplane.Direction, data []byte)
+	// Gap tells that n bytes of dir were skipped and will never be delivered
+	// (the receiver acknowledged bytes the gateway never saw; see GapOnAck).
+	Gap(dir dataplane.Direction, n int)
+}
 
 func seqLT(a, b uint32) bool  { return int32(a-b) < 0 }
 func seqLEQ(a, b uint32) bool { return int32(a-b) <= 0 }
@@ -197,7 +212,7 @@ func (c *Conn) Pickup(dir dataplane.Direction, p *decode.Packet) {
 
 // Segment processes one TCP segment sent in direction dir. In-order bytes are
 // passed to deliver (possibly several times, when the segment fills a gap).
-func (c *Conn) Segment(dir dataplane.Direction, p *decode.Packet, deliver Deliver) Result {
+func (c *Conn) Segment(dir dataplane.Direction, p *decode.Packet, deliver Receiver) Result {
 	var res Result
 	h := &c.Half[dir]
 	o := &c.Half[dir.Reverse()]
@@ -313,7 +328,7 @@ func (c *Conn) Segment(dir dataplane.Direction, p *decode.Packet, deliver Delive
 		h.Next++
 		res.Ended[dir] = true
 	}
-	c.ack(dir, p)
+	c.ack(dir, p, deliver)
 	if h.FINDone && o.FINDone {
 		c.State = StateClosed
 	}
@@ -321,7 +336,7 @@ func (c *Conn) Segment(dir dataplane.Direction, p *decode.Packet, deliver Delive
 }
 
 // syn handles a SYN without ACK.
-func (c *Conn) syn(dir dataplane.Direction, p *decode.Packet, deliver Deliver) Result {
+func (c *Conn) syn(dir dataplane.Direction, p *decode.Packet, deliver Receiver) Result {
 	var res Result
 	h := &c.Half[dir]
 	switch c.State {
@@ -445,16 +460,20 @@ func (c *Conn) checkWindow(h *Half, seq uint32, n int) (Result, bool) {
 
 // ack processes the acknowledgement and window carried by a segment from dir,
 // which concern the other direction's data.
-func (c *Conn) ack(dir dataplane.Direction, p *decode.Packet) {
+func (c *Conn) ack(dir dataplane.Direction, p *decode.Packet, deliver Receiver) {
 	h := &c.Half[dir]
 	o := &c.Half[dir.Reverse()]
 	a := p.Ack
-	if !o.Known {
+	if !o.Known || !p.HasFlag(decode.FlagACK) {
 		return
 	}
-	// Never trust an acknowledgement beyond what we forwarded.
 	if seqLT(o.Next, a) {
-		a = o.Next
+		if c.cfg.GapOnAck && c.State >= StateEstablished && !o.FINDone && a-o.Next <= maxAckGap {
+			c.skip(dir.Reverse(), a, deliver)
+		} else {
+			// Never trust an acknowledgement beyond what we forwarded.
+			a = o.Next
+		}
 	}
 	if !o.AckedKnown || seqLT(o.Acked, a) {
 		o.Acked, o.AckedKnown = a, true

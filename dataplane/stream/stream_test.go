@@ -54,15 +54,19 @@ func handshake() []seg {
 	}
 }
 
-type recorder struct{ got [2]bytes.Buffer }
+type recorder struct {
+	got  [2]bytes.Buffer
+	gaps [2]int
+}
 
-func (r *recorder) deliver(dir dataplane.Direction, b []byte) { r.got[dir].Write(b) }
+func (r *recorder) Data(dir dataplane.Direction, b []byte) { r.got[dir].Write(b) }
+func (r *recorder) Gap(dir dataplane.Direction, n int)     { r.gaps[dir] += n }
 
 func run(t *testing.T, c *Conn, r *recorder, segs []seg) []Result {
 	t.Helper()
 	var out []Result
 	for _, s := range segs {
-		out = append(out, c.Segment(s.dir, s.packet(), r.deliver))
+		out = append(out, c.Segment(s.dir, s.packet(), r))
 	}
 	return out
 }
@@ -133,7 +137,7 @@ func TestOutOfOrderReleasedByGapFiller(t *testing.T) {
 	if res[3].Verdict != dataplane.Pass || res[4].Verdict != dataplane.Pass || r.got[c2s].Len() != 0 {
 		t.Fatalf("out-of-order segments must pass and wait: %+v delivered %q", res, r.got[c2s].String())
 	}
-	x := c.Segment(c2s, seg{dir: c2s, flags: PA, seq: cISN + 1, ack: sISN + 1, data: "GET "}.packet(), r.deliver)
+	x := c.Segment(c2s, seg{dir: c2s, flags: PA, seq: cISN + 1, ack: sISN + 1, data: "GET "}.packet(), r)
 	if x.Verdict != dataplane.Pass {
 		t.Fatalf("gap filler: %+v", x)
 	}
@@ -158,7 +162,7 @@ func TestReceiverWouldDiscard(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c, r := New(DefaultConfig()), &recorder{}
 			run(t, c, r, handshake())
-			x := c.Segment(tc.seg.dir, tc.seg.packet(), r.deliver)
+			x := c.Segment(tc.seg.dir, tc.seg.packet(), r)
 			if x.Verdict != dataplane.Drop || x.Reason != tc.reason {
 				t.Fatalf("got %v/%v, want drop/%v", x.Verdict, x.Reason, tc.reason)
 			}
@@ -198,15 +202,15 @@ func TestRSTMustHitNextSequence(t *testing.T) {
 	c, r := New(DefaultConfig()), &recorder{}
 	run(t, c, r, handshake())
 	// An off-by-some RST (desync attempt) changes nothing.
-	x := c.Segment(c2s, seg{dir: c2s, flags: decode.FlagRST, seq: cISN + 100}.packet(), r.deliver)
+	x := c.Segment(c2s, seg{dir: c2s, flags: decode.FlagRST, seq: cISN + 100}.packet(), r)
 	if x.Reset || c.State != StateEstablished {
 		t.Fatalf("in-window RST with wrong sequence accepted: %+v state %v", x, c.State)
 	}
-	x = c.Segment(c2s, seg{dir: c2s, flags: PA, seq: cISN + 1, ack: sISN + 1, data: "still inspected"}.packet(), r.deliver)
+	x = c.Segment(c2s, seg{dir: c2s, flags: PA, seq: cISN + 1, ack: sISN + 1, data: "still inspected"}.packet(), r)
 	if x.Verdict != dataplane.Pass || r.got[c2s].String() != "still inspected" {
 		t.Fatalf("stream lost after a bogus RST: %+v %q", x, r.got[c2s].String())
 	}
-	x = c.Segment(c2s, seg{dir: c2s, flags: decode.FlagRST, seq: cISN + 16}.packet(), r.deliver)
+	x = c.Segment(c2s, seg{dir: c2s, flags: decode.FlagRST, seq: cISN + 16}.packet(), r)
 	if !x.Reset || c.State != StateClosed {
 		t.Fatalf("exact RST not accepted: %+v", x)
 	}
@@ -220,7 +224,7 @@ func TestPAWS(t *testing.T) {
 		{dir: c2s, flags: A, seq: cISN + 1, ack: sISN + 1, ts: 101},
 		{dir: c2s, flags: PA, seq: cISN + 1, ack: sISN + 1, ts: 105, data: "GET"},
 	})
-	x := c.Segment(c2s, seg{dir: c2s, flags: PA, seq: cISN + 4, ack: sISN + 1, ts: 50, data: " /evil"}.packet(), r.deliver)
+	x := c.Segment(c2s, seg{dir: c2s, flags: PA, seq: cISN + 4, ack: sISN + 1, ts: 50, data: " /evil"}.packet(), r)
 	if x.Verdict != dataplane.Drop || x.Reason != dataplane.ReasonTCPState {
 		t.Fatalf("stale timestamp: %+v", x)
 	}
@@ -254,17 +258,17 @@ func TestRetainedLimitFailsClosed(t *testing.T) {
 	cfg.MaxRetained = 8
 	c, r := New(cfg), &recorder{}
 	run(t, c, r, handshake())
-	x := c.Segment(c2s, seg{dir: c2s, flags: PA, seq: cISN + 1, ack: sISN + 1, data: "12345678"}.packet(), r.deliver)
+	x := c.Segment(c2s, seg{dir: c2s, flags: PA, seq: cISN + 1, ack: sISN + 1, data: "12345678"}.packet(), r)
 	if x.Verdict != dataplane.Pass {
 		t.Fatal(x)
 	}
-	x = c.Segment(c2s, seg{dir: c2s, flags: PA, seq: cISN + 9, ack: sISN + 1, data: "9"}.packet(), r.deliver)
+	x = c.Segment(c2s, seg{dir: c2s, flags: PA, seq: cISN + 9, ack: sISN + 1, data: "9"}.packet(), r)
 	if x.Verdict != dataplane.Drop || x.Reason != dataplane.ReasonTCPBuffer {
 		t.Fatalf("over the retained limit: %+v", x)
 	}
 	// The server acknowledges: room again, the retransmission goes through.
-	c.Segment(s2c, seg{dir: s2c, flags: A, seq: sISN + 1, ack: cISN + 9}.packet(), r.deliver)
-	x = c.Segment(c2s, seg{dir: c2s, flags: PA, seq: cISN + 9, ack: sISN + 1, data: "9"}.packet(), r.deliver)
+	c.Segment(s2c, seg{dir: s2c, flags: A, seq: sISN + 1, ack: cISN + 9}.packet(), r)
+	x = c.Segment(c2s, seg{dir: c2s, flags: PA, seq: cISN + 9, ack: sISN + 1, data: "9"}.packet(), r)
 	if x.Verdict != dataplane.Pass || r.got[c2s].String() != "123456789" {
 		t.Fatalf("after ACK: %+v %q", x, r.got[c2s].String())
 	}
@@ -322,7 +326,7 @@ func FuzzUnmarshalState(f *testing.F) {
 			return
 		}
 		// A state that loads must survive traffic.
-		n.Segment(c2s, seg{dir: c2s, flags: PA, seq: cISN + 1, ack: sISN + 1, data: "GET /"}.packet(), r.deliver)
+		n.Segment(c2s, seg{dir: c2s, flags: PA, seq: cISN + 1, ack: sISN + 1, data: "GET /"}.packet(), r)
 	})
 }
 
@@ -344,7 +348,7 @@ func FuzzSegments(f *testing.F) {
 			p := &decode.Packet{Flags: flags, Seq: seq, Ack: ack, Window: 1024, Payload: b[:n]}
 			b = b[n:]
 			total += n
-			c.Segment(dir, p, r.deliver)
+			c.Segment(dir, p, r)
 		}
 		if got := r.got[0].Len() + r.got[1].Len(); got > total {
 			t.Fatalf("delivered %d bytes, only %d sent", got, total)
@@ -386,17 +390,17 @@ func TestLowTTLDecoyDropped(t *testing.T) {
 	for _, s := range hs {
 		p := s.packet()
 		p.TTL = 64
-		res = append(res, c.Segment(s.dir, p, r.deliver))
+		res = append(res, c.Segment(s.dir, p, r))
 	}
 	decoy := seg{dir: c2s, flags: PA, seq: cISN + 1, ack: sISN + 1, data: "GET /harmless"}.packet()
 	decoy.TTL = 2
-	x := c.Segment(c2s, decoy, r.deliver)
+	x := c.Segment(c2s, decoy, r)
 	if x.Verdict != dataplane.Drop || x.Reason != dataplane.ReasonLowTTL || !x.Evasion {
 		t.Fatalf("decoy: %+v", x)
 	}
 	real := seg{dir: c2s, flags: PA, seq: cISN + 1, ack: sISN + 1, data: "GET /etc/pass"}.packet()
 	real.TTL = 63 // one hop fewer after a route change: still fine
-	if x := c.Segment(c2s, real, r.deliver); x.Verdict != dataplane.Pass || r.got[c2s].String() != "GET /etc/pass" {
+	if x := c.Segment(c2s, real, r); x.Verdict != dataplane.Pass || r.got[c2s].String() != "GET /etc/pass" {
 		t.Fatalf("real segment: %+v, stream %q", x, r.got[c2s].String())
 	}
 }
@@ -408,10 +412,46 @@ func TestUrgentDataDropped(t *testing.T) {
 	run(t, c, r, handshake())
 	p := seg{dir: c2s, flags: PA | decode.FlagURG, seq: cISN + 1, ack: sISN + 1, data: "GET /etc/pXasswd"}.packet()
 	p.Urgent = 11
-	if x := c.Segment(c2s, p, r.deliver); x.Verdict != dataplane.Drop || x.Reason != dataplane.ReasonTCPUrgent {
+	if x := c.Segment(c2s, p, r); x.Verdict != dataplane.Drop || x.Reason != dataplane.ReasonTCPUrgent {
 		t.Fatalf("urgent data: %+v", x)
 	}
 	if r.got[c2s].Len() != 0 {
 		t.Fatalf("urgent segment delivered: %q", r.got[c2s].String())
+	}
+}
+
+// TestGapOnAck: a capture that lost a segment the server received shows the
+// server acknowledging past it; the stream skips the gap (reported) and goes on
+// delivering what follows instead of stalling.
+func TestGapOnAck(t *testing.T) {
+	c, r := New(DefaultConfig()), &recorder{}
+	res := run(t, c, r, append(handshake(),
+		seg{dir: c2s, flags: PA, seq: cISN + 1, ack: sISN + 1, data: "GET /a HTTP/1.1\r\n\r\n"},
+		// lost in the capture: 22 bytes at cISN+20
+		seg{dir: c2s, flags: PA, seq: cISN + 42, ack: sISN + 1, data: "GET /c"},
+		seg{dir: s2c, flags: A, seq: sISN + 1, ack: cISN + 48},
+		seg{dir: c2s, flags: PA, seq: cISN + 48, ack: sISN + 1, data: " HTTP/1.1\r\n\r\n"},
+	))
+	for i, x := range res {
+		if x.Verdict != dataplane.Pass {
+			t.Fatalf("segment %d: %+v", i, x)
+		}
+	}
+	if r.gaps[c2s] != 22 {
+		t.Fatalf("gap %d, want 22", r.gaps[c2s])
+	}
+	if got := r.got[c2s].String(); got != "GET /a HTTP/1.1\r\n\r\nGET /c HTTP/1.1\r\n\r\n" {
+		t.Fatalf("stream %q", got)
+	}
+	// Inline (GapOnAck off) the acknowledgement is clamped and nothing is skipped.
+	cfg := DefaultConfig()
+	cfg.GapOnAck = false
+	c2, r2 := New(cfg), &recorder{}
+	run(t, c2, r2, append(handshake(),
+		seg{dir: c2s, flags: PA, seq: cISN + 42, ack: sISN + 1, data: "GET /c"},
+		seg{dir: s2c, flags: A, seq: sISN + 1, ack: cISN + 48},
+	))
+	if r2.gaps[c2s] != 0 || r2.got[c2s].Len() != 0 {
+		t.Fatalf("inline: gap %d, stream %q", r2.gaps[c2s], r2.got[c2s].String())
 	}
 }
