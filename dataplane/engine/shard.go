@@ -76,6 +76,13 @@ type shard struct {
 	resumed     uint64
 }
 
+// A shard is the analyzers' Sink and the TCP normaliser's Receiver for the
+// packet it is processing.
+var (
+	_ analyzer.Sink   = (*shard)(nil)
+	_ stream.Receiver = (*shard)(nil)
+)
+
 func newShard(e *Engine, idx int) (*shard, error) {
 	s := &shard{e: e, idx: idx, patchAlerts: map[string]uint64{}, violations: map[string]uint64{}}
 	t, err := flow.New[*Flow](e.cfg.Flow, nil)
