@@ -29,6 +29,7 @@ commands:
   replay    inspect capture files (pcap, pcapng) with a patch set; alerts as EVE JSON
   patches   validate, test or list a directory of virtual patches
   gen       write generated captures (demo traffic)
+  node      run the inline gateway node (NFQUEUE or AF_PACKET); node cleanup --name NAME
   version   print the version
 
 Run 'patchgate <command> -h' for a command's flags.
@@ -54,6 +55,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdPatches(args[1:], stdout, stderr)
 	case "gen":
 		err = cmdGen(args[1:], stdout, stderr)
+	case "node":
+		err = cmdNode(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "patchgate", version)
 	case "help", "-h", "--help":
