@@ -236,7 +236,7 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// EngineConfig returns the engine configuration with shards workers.
+// engineConfig returns the engine configuration with shards workers.
 func (c Config) engineConfig(shards int) engine.Config {
 	ec := engine.DefaultConfig()
 	ec.Shards = shards
@@ -245,6 +245,9 @@ func (c Config) engineConfig(shards int) engine.Config {
 	ec.Violations, _ = engine.ParseViolations(c.Engine.Violations)
 	ec.Flow.MaxFlows = c.Engine.MaxFlows
 	ec.Flow.MaxBytes = c.Engine.MaxFlowBytes
+	// Inline, every byte passes through the node: an acknowledgement of bytes
+	// it never forwarded is forged or asymmetric routing, never capture loss.
+	ec.Stream.GapOnAck = false
 	return ec
 }
 

@@ -163,3 +163,9 @@ func TestLoadNamesMissingFile(t *testing.T) {
 		t.Errorf("Load: %+v %v", c.Name, err)
 	}
 }
+
+func TestInlineEngineNeverSkipsOnForgedAcks(t *testing.T) {
+	if DefaultConfig().engineConfig(1).Stream.GapOnAck {
+		t.Fatal("inline node must clamp acknowledgements of unseen bytes, not skip them")
+	}
+}
