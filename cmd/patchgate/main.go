@@ -29,6 +29,7 @@ commands:
   replay    inspect capture files (pcap, pcapng) with a patch set; alerts as EVE JSON
   patches   validate, test or list a directory of virtual patches
   gen       write generated captures (demo traffic)
+  lab       build and drive the evaluation lab in network namespaces (root)
   node      run the inline gateway node (NFQUEUE or AF_PACKET); node cleanup --name NAME
   version   print the version
 
@@ -55,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdPatches(args[1:], stdout, stderr)
 	case "gen":
 		err = cmdGen(args[1:], stdout, stderr)
+	case "lab":
+		err = cmdLab(args[1:], stdout, stderr)
 	case "node":
 		err = cmdNode(args[1:], stdout, stderr)
 	case "version", "--version", "-version":

@@ -26,6 +26,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	midstream := fs.String("midstream", "pickup", "TCP flows first seen mid-stream: pickup, drop or reset")
 	checksums := fs.String("checksums", "auto", "checksum validation: auto, validate or ignore")
 	violations := fs.String("violations", "count", "protocol violations (smuggling signs, limits): count, alert or block")
+	failure := fs.String("analyzer-failure", "block", "flows whose analyzer gives up on ambiguous framing: block (reset) or pass")
 	quiet := fs.Bool("q", false, "do not print the summary table")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -46,6 +47,9 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if cfg.Violations, err = engine.ParseViolations(*violations); err != nil {
+		return err
+	}
+	if cfg.AnalyzerFailure, err = engine.ParseFailure(*failure); err != nil {
 		return err
 	}
 	// Open every capture first: a missing file is reported before any output.

@@ -68,12 +68,14 @@ type Record struct {
 	Stream []byte
 
 	// Protocol detection and analyzer.
-	Detected      bool
-	FirstSet      bool
-	FirstDir      dataplane.Direction
-	Detect        [2][]byte
-	Analyzer      string
-	AnalyzerDead  bool
+	Detected     bool
+	FirstSet     bool
+	FirstDir     dataplane.Direction
+	Detect       [2][]byte
+	Analyzer     string
+	AnalyzerDead bool
+	// Proven: the analyzer recognised its protocol (engine failure policy).
+	Proven        bool
 	AnalyzerState []byte
 }
 
@@ -89,7 +91,7 @@ func (r *Record) Marshal(dst []byte) []byte {
 	dst = append(dst, r.Key.Proto)
 	dst = wire.AppendUvarint(dst, r.FlowID)
 	var flags uint64
-	for bit, b := range []bool{r.ClientIsA, r.Midstream, r.Blocked, r.Detected, r.FirstSet, r.AnalyzerDead} {
+	for bit, b := range []bool{r.ClientIsA, r.Midstream, r.Blocked, r.Detected, r.FirstSet, r.AnalyzerDead, r.Proven} {
 		if b {
 			flags |= 1 << bit
 		}
@@ -146,10 +148,10 @@ func Unmarshal(b []byte) (*Record, error) {
 	rec.Key.Proto = r.Byte()
 	rec.FlowID = r.Uvarint()
 	flags := r.Uvarint()
-	if flags >= 1<<6 {
+	if flags >= 1<<7 {
 		r.Fail(fmt.Errorf("checkpoint: bad flags %#x", flags))
 	}
-	for bit, p := range []*bool{&rec.ClientIsA, &rec.Midstream, &rec.Blocked, &rec.Detected, &rec.FirstSet, &rec.AnalyzerDead} {
+	for bit, p := range []*bool{&rec.ClientIsA, &rec.Midstream, &rec.Blocked, &rec.Detected, &rec.FirstSet, &rec.AnalyzerDead, &rec.Proven} {
 		*p = flags&(1<<bit) != 0
 	}
 	rec.Created = time.Unix(0, r.Varint())

@@ -14,6 +14,12 @@ const (
 	// DefaultMaxBytes bounds the memory buffered for partial datagrams:
 	// 16 MiB holds 256 maximum-size (64 KiB) datagrams.
 	DefaultMaxBytes = 16 << 20
+	// tombstonesPerDatagram sets the default tombstone capacity relative to
+	// MaxDatagrams. A tombstone is a key and a deadline (~100 bytes); it must
+	// outlive a flood of new partial datagrams, or the flood would evict it and
+	// let the rest of a poisoned, evicted or blocked datagram through to a host
+	// that still holds its first fragments.
+	tombstonesPerDatagram = 16
 	// DefaultTimeout is how long a partial datagram waits for its missing
 	// fragments. It must be at least the protected hosts' own reassembly
 	// timeout (Linux: 30 s for IPv4, 60 s for IPv6; RFC 8200 says 60 s):
@@ -47,6 +53,19 @@ type Config struct {
 	// MaxFragmentsPerDatagram is the most fragments accepted for one
 	// datagram; the datagram is dropped when it receives more.
 	MaxFragmentsPerDatagram int
+	// MaxTombstones is the most tombstones (keys of poisoned, evicted or
+	// blocked datagrams whose later fragments are dropped) kept at once;
+	// 0 means 16 × MaxDatagrams.
+	MaxTombstones int
+}
+
+// TombstoneCap returns the effective tombstone capacity (MaxTombstones, or
+// 16 × MaxDatagrams when it is 0).
+func (c Config) TombstoneCap() int {
+	if c.MaxTombstones > 0 {
+		return c.MaxTombstones
+	}
+	return tombstonesPerDatagram * c.MaxDatagrams
 }
 
 // DefaultConfig returns the default limits.
@@ -66,6 +85,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("dataplane/defrag: MaxDatagrams %d: must be at least 1", c.MaxDatagrams)
 	case c.MaxBytes < minMaxBytes:
 		return fmt.Errorf("dataplane/defrag: MaxBytes %d: must be at least %d to hold one maximum-size datagram", c.MaxBytes, minMaxBytes)
+	case c.MaxTombstones < 0:
+		return fmt.Errorf("dataplane/defrag: MaxTombstones %d: must not be negative", c.MaxTombstones)
 	case c.Timeout <= 0:
 		return fmt.Errorf("dataplane/defrag: Timeout %v: must be positive", c.Timeout)
 	case c.MaxFragmentsPerDatagram < 2 || c.MaxFragmentsPerDatagram > maxFragmentsLimit:

@@ -58,6 +58,9 @@ type Result struct {
 	// Reason is set when Action is Drop: ReasonFragOverlap,
 	// ReasonFragLimit or ReasonMalformed.
 	Reason dataplane.Reason
+	// Key identifies the datagram (valid when Action is Complete); pass it to
+	// Block when the datagram's verdict is not pass.
+	Key Key
 	// Datagram is the reassembled IP packet when Action is Complete: the
 	// first fragment's header with the total (payload) length set and no
 	// fragmentation fields, followed by the whole payload. It is valid until
@@ -86,6 +89,9 @@ type Stats struct {
 	DroppedLimit     uint64 // fragments dropped with ReasonFragLimit
 	DroppedMalformed uint64 // fragments dropped with ReasonMalformed
 }
+
+// Key identifies a datagram (for Block).
+type Key = key
 
 // key identifies the datagram a fragment belongs to.
 type key struct {
@@ -222,7 +228,21 @@ func (r *Reassembler) Process(p *decode.Packet) Result {
 	r.out = dg.build(r.out[:0])
 	r.remove(dg)
 	r.stats.Reassembled++
-	return Result{Action: Complete, Datagram: r.out}
+	return Result{Action: Complete, Key: k, Datagram: r.out}
+}
+
+// Block records that the datagram just completed (Result.Key) was dropped:
+// the host still holds its other fragments, so a copy of the completing
+// fragment, or any later fragment with its key, must not reach it either.
+// Its fragments are dropped with ReasonBlockedFlow until the timeout.
+func (r *Reassembler) Block(k Key, now time.Time) {
+	if old := r.table[k]; old != nil {
+		r.remove(old)
+	}
+	dg := &datagram{key: k, total: -1}
+	r.table[k] = dg
+	r.live.push(dg)
+	r.kill(dg, dataplane.ReasonBlockedFlow, now)
 }
 
 // Expire removes partial datagrams and tombstones whose time is up at now
@@ -303,7 +323,7 @@ func (r *Reassembler) kill(dg *datagram, reason dataplane.Reason, now time.Time)
 	dg.release()
 	dg.dead, dg.reason = true, reason
 	dg.deadline = now.Add(r.cfg.Timeout)
-	for r.dead.n >= r.cfg.MaxDatagrams && r.dead.head != nil {
+	for r.dead.n >= r.cfg.TombstoneCap() && r.dead.head != nil {
 		old := r.dead.head
 		r.dead.remove(old)
 		delete(r.table, old.key)

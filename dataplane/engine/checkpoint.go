@@ -19,7 +19,7 @@ func (s *shard) exportEntry(ent *flow.Entry[*Flow]) []byte {
 		Blocked: f.Blocked, BlockVerdict: f.BlockVerdict, BlockedBy: f.BlockedBy,
 		Packets: f.Packets, Bytes: f.Bytes, Alerts: f.Alerts,
 		Detected: f.detected, FirstSet: f.firstSet, FirstDir: f.firstDir, Detect: f.detect,
-		Analyzer: f.anName, AnalyzerDead: f.anDead,
+		Analyzer: f.anName, AnalyzerDead: f.anDead, Proven: f.proven,
 	}
 	if f.conn != nil {
 		rec.Stream = f.conn.MarshalState(nil)
@@ -41,7 +41,7 @@ func decodeFlow(e *Engine, b []byte) (*Flow, flow.Key, error) {
 		Midstream: rec.Midstream, Blocked: rec.Blocked, BlockVerdict: rec.BlockVerdict, BlockedBy: rec.BlockedBy,
 		PatchSet: rec.PatchSet, Packets: rec.Packets, Bytes: rec.Bytes, Alerts: rec.Alerts,
 		detected: rec.Detected, firstSet: rec.FirstSet, firstDir: rec.FirstDir, detect: rec.Detect,
-		anName: rec.Analyzer, anDead: rec.AnalyzerDead,
+		anName: rec.Analyzer, anDead: rec.AnalyzerDead, proven: rec.Proven,
 	}
 	for d := range f.detect {
 		if len(f.detect[d]) > e.cfg.DetectWindow+stream.DefaultMaxOutOfOrder {

@@ -110,6 +110,41 @@ func ParseViolations(s string) (ViolationPolicy, error) {
 	return 0, fmt.Errorf("engine: violation policy %q is not one of count, alert, block", s)
 }
 
+// FailurePolicy says what happens to a flow whose analyzer gives up (a fatal
+// violation such as ambiguous HTTP framing): the bytes that follow can no
+// longer be inspected.
+type FailurePolicy uint8
+
+const (
+	// FailureBlock resets the flow when its analyzer gives up after the
+	// protocol was proven (recognised by content, or a message completed):
+	// what it cannot parse, a server may parse differently (request smuggling).
+	// A flow on a registered port whose first bytes were never that protocol
+	// passes: it is another protocol, not an attack on this one.
+	FailureBlock FailurePolicy = iota
+	// FailurePass detaches the analyzer and passes the rest of the flow.
+	FailurePass
+)
+
+var failureNames = []string{"block", "pass"}
+
+func (f FailurePolicy) String() string {
+	if int(f) < len(failureNames) {
+		return failureNames[f]
+	}
+	return fmt.Sprintf("failure(%d)", uint8(f))
+}
+
+// ParseFailure parses "block" or "pass".
+func ParseFailure(s string) (FailurePolicy, error) {
+	for i, n := range failureNames {
+		if n == s {
+			return FailurePolicy(i), nil
+		}
+	}
+	return 0, fmt.Errorf("engine: analyzer failure policy %q is not one of block, pass", s)
+}
+
 // Defaults.
 const (
 	// DefaultDetectWindow is how many bytes per direction are buffered while
@@ -135,6 +170,8 @@ type Config struct {
 	Checksums ChecksumPolicy
 	// Violations is the policy for analyzer-reported protocol violations.
 	Violations ViolationPolicy
+	// AnalyzerFailure is the policy for flows whose analyzer gives up.
+	AnalyzerFailure FailurePolicy
 	// DetectWindow bounds the bytes buffered per direction for protocol detection.
 	DetectWindow int
 	// Hooks lets the node observe flows (checkpoints, metrics). Optional.
@@ -175,6 +212,9 @@ func (c Config) Validate() error {
 	}
 	if c.Midstream > MidstreamReset {
 		errs = append(errs, fmt.Errorf("engine: Midstream policy %d unknown", c.Midstream))
+	}
+	if c.AnalyzerFailure > FailurePass {
+		errs = append(errs, fmt.Errorf("engine: AnalyzerFailure policy %d unknown", c.AnalyzerFailure))
 	}
 	if c.Violations > ViolationBlock {
 		errs = append(errs, fmt.Errorf("engine: Violations policy %d unknown", c.Violations))

@@ -181,6 +181,10 @@ func (w *Worker) processPacket(p *decode.Packet) Result {
 	if !p.IPChecksumOK && e.checksumsOn() {
 		return Result{Verdict: dataplane.Drop, Reason: dataplane.ReasonBadChecksum}
 	}
+	var (
+		reassembled bool
+		fragKey     defrag.Key
+	)
 	if p.IsFragment {
 		e.fragMu.Lock()
 		r := e.frag.Process(p)
@@ -196,12 +200,32 @@ func (w *Worker) processPacket(p *decode.Packet) Result {
 			}
 			return Result{Verdict: dataplane.Drop, Reason: r.Reason}
 		case defrag.Complete:
+			reassembled, fragKey = true, r.Key
 			if err := w.dec.DecodeIP(r.Datagram, p.Timestamp, &w.re); err != nil || w.re.IsFragment {
+				e.blockDatagram(fragKey, p.Timestamp)
 				return Result{Verdict: dataplane.Drop, Reason: dataplane.ReasonMalformed}
 			}
 			p = &w.re
 		}
 	}
+	res := w.inspect(p)
+	if reassembled && res.Verdict != dataplane.Pass {
+		e.blockDatagram(fragKey, p.Timestamp)
+	}
+	return res
+}
+
+// blockDatagram makes the reassembler drop every later fragment of a
+// datagram whose completing fragment was dropped.
+func (e *Engine) blockDatagram(k defrag.Key, now time.Time) {
+	e.fragMu.Lock()
+	e.frag.Block(k, now)
+	e.fragMu.Unlock()
+}
+
+// inspect runs a complete (not fragmented) IP packet through its flow.
+func (w *Worker) inspect(p *decode.Packet) Result {
+	e := w.e
 	if p.Proto != decode.ProtoTCP && p.Proto != decode.ProtoUDP {
 		return Result{}
 	}

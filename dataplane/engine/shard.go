@@ -27,6 +27,9 @@ type Flow struct {
 	anName   string
 	appProto string
 	anDead   bool
+	// proven: the analyzer recognised its protocol by content or completed a
+	// message, so its giving up is an attack sign, not a misdetection.
+	proven   bool
 	detected bool
 	detect   [2][]byte
 	firstDir dataplane.Direction
@@ -63,6 +66,9 @@ type shard struct {
 		reason   dataplane.Reason
 		boundary [2]bool
 		changed  bool
+		// lastViolation is the code of the last violation reported while
+		// processing this packet.
+		lastViolation string
 	}
 	matchFn   func(*patch.Compiled)
 	exportCur func() []byte
@@ -191,7 +197,7 @@ func (s *shard) process(p *decode.Packet, key flow.Key, swapped bool) Result {
 	}
 	c := &s.cur
 	c.f, c.key, c.dir, c.p = f, key, dir, p
-	c.verdict, c.reason, c.boundary, c.changed = dataplane.Pass, dataplane.ReasonNone, [2]bool{}, false
+	c.verdict, c.reason, c.boundary, c.changed, c.lastViolation = dataplane.Pass, dataplane.ReasonNone, [2]bool{}, false, ""
 	f.PatchSet = s.prog.Version
 
 	class := flow.Datagram
@@ -343,6 +349,17 @@ func (s *shard) feed(f *Flow, dir dataplane.Direction, data []byte) {
 	if err := f.an.Feed(dir, data, s); err != nil {
 		f.anDead = true
 		s.anErrors++
+		if f.proven && s.e.cfg.AnalyzerFailure == FailureBlock {
+			code := s.cur.lastViolation
+			if code == "" {
+				code = f.appProto + ".analyzer_failure"
+			}
+			s.block(dataplane.Reset, dataplane.ReasonAnalyzerViolation, code)
+			b := violationSig(code)
+			b.title = "analyzer gave up: " + code + " (framing the server may parse differently)"
+			b.severity = "high"
+			s.raise(b, dataplane.Reset, code)
+		}
 	}
 }
 
@@ -366,11 +383,12 @@ func (s *shard) detectProto(f *Flow, dir dataplane.Direction, data []byte) {
 	port := serverPort(f, s.cur.key)
 	full := len(f.detect[dir]) >= s.e.cfg.DetectWindow || transport == analyzer.UDP
 	var chosen, byPort *analyzer.Spec
-	undecided := false
+	undecided, byContent := false, false
 	for _, sp := range s.e.analyzers[transport] {
 		conf := sp.Detect(analyzer.Probe{Transport: transport, ServerPort: port, Dir: dir, Data: probeData})
 		if conf == analyzer.Yes && (chosen == nil || hasPort(sp, port)) {
 			chosen = sp
+			byContent = true
 		}
 		if conf == analyzer.NeedMore {
 			undecided = true
@@ -394,6 +412,7 @@ func (s *shard) detectProto(f *Flow, dir dataplane.Direction, data []byte) {
 	}
 	f.anName, f.appProto = chosen.Name, chosen.AppProto
 	f.an = chosen.New()
+	f.proven = byContent && !f.Midstream
 	if f.Midstream {
 		f.an.Gap(dataplane.ToServer, analyzer.GapUnknown, s)
 		f.an.Gap(dataplane.ToClient, analyzer.GapUnknown, s)
@@ -429,6 +448,7 @@ func (s *shard) Event(ev analyzer.Event) {
 func (s *shard) Boundary(dir dataplane.Direction) {
 	if s.cur.f != nil {
 		s.cur.boundary[dir] = true
+		s.cur.f.proven = true
 	}
 }
 
@@ -438,6 +458,7 @@ func (s *shard) Violation(dir dataplane.Direction, code, detail string) {
 		return
 	}
 	s.violations[code]++
+	s.cur.lastViolation = code
 	switch s.e.cfg.Violations {
 	case ViolationCount:
 		return

@@ -288,10 +288,12 @@ func (c *Conn) Segment(dir dataplane.Direction, p *decode.Packet, deliver Receiv
 		res.Verdict, res.Reason, res.Evasion = dataplane.Drop, dataplane.ReasonLowTTL, true
 		return res
 	}
-	if p.HasFlag(decode.FlagURG) && p.Urgent > 0 && int(p.Urgent) <= len(data) {
-		// A receiver without SO_OOBINLINE (the default) pulls the byte before
-		// the urgent pointer out of the stream: the application would see
-		// other bytes than the ones inspected.
+	if p.HasFlag(decode.FlagURG) {
+		// A receiver without SO_OOBINLINE (the default) pulls the urgent byte
+		// out of the stream — the one before the pointer, or the first byte of
+		// the segment when the pointer is 0 (Linux tcp_check_urg), possibly in
+		// a later segment — so the application would read other bytes than
+		// the ones inspected. Whatever the pointer, the segment is dropped.
 		res.Verdict, res.Reason, res.Evasion = dataplane.Drop, dataplane.ReasonTCPUrgent, true
 		return res
 	}
