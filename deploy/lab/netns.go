@@ -3,14 +3,13 @@ package lab
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
-	"syscall"
+
+	"github.com/patchgate/patchgate/dataplane/inline"
 )
 
 // netnsDir is where `ip netns add` bind-mounts named network namespaces.
@@ -18,17 +17,6 @@ const netnsDir = "/run/netns"
 
 // nsPath returns the bind mount of a named network namespace.
 func nsPath(ns string) string { return netnsDir + "/" + ns }
-
-// setns moves the calling OS thread into the network namespace open as fd.
-func setns(fd uintptr) error {
-	if sysSetns < 0 {
-		return syscall.ENOSYS
-	}
-	if _, _, errno := syscall.RawSyscall(uintptr(sysSetns), fd, syscall.CLONE_NEWNET, 0); errno != 0 {
-		return errno
-	}
-	return nil
-}
 
 // InNS runs fn on a locked OS thread that has entered the named network
 // namespace (a full name such as "pg1a2b-c1", as in Lab.NS). Sockets created
@@ -40,37 +28,10 @@ func setns(fd uintptr) error {
 // returns to the caller's namespace afterwards, or is retired by the runtime
 // when it cannot.
 func InNS(ns string, fn func() error) error {
-	target, err := os.Open(nsPath(ns))
-	if err != nil {
+	if _, err := os.Stat(nsPath(ns)); err != nil {
 		return fmt.Errorf("lab: netns %s: %w", ns, err)
 	}
-	defer target.Close()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("lab: netns %s: own namespace: %w", ns, err)
-			return
-		}
-		defer orig.Close()
-		if err := setns(target.Fd()); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("lab: netns %s: setns: %w", ns, err)
-			return
-		}
-		ferr := fn()
-		if err := setns(orig.Fd()); err != nil {
-			// The thread stays locked and is destroyed when this goroutine
-			// ends, so no other goroutine ever runs in the wrong namespace.
-			errc <- errors.Join(ferr, fmt.Errorf("lab: netns %s: return to own namespace: %w", ns, err))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
+	return inline.InNetns(nsPath(ns), fn)
 }
 
 // Dialer returns a DialContext function that opens connections from inside
@@ -120,9 +81,7 @@ func Command(ns string, argv ...string) *exec.Cmd {
 
 // run runs a command and returns its standard output; a failure carries
 // the command line and its standard error.
-func run(name string, args ...string) (string, error) {
-	return runInput(nil, name, args...)
-}
+func run(name string, args ...string) (string, error) { return inline.Command(name, args...) }
 
 // runInput is run with standard input.
 func runInput(stdin []byte, name string, args ...string) (string, error) {
