@@ -130,6 +130,7 @@ func (c *Conn) skip(dir dataplane.Direction, seq uint32, deliver Receiver) {
 		c.drain(dir, deliver)
 	}
 }
+
 // buffer stores the parts of an out-of-order segment not already buffered.
 func (c *Conn) buffer(h *Half, seq uint32, data []byte) (Result, bool) {
 	var res Result

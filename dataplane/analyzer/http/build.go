@@ -14,7 +14,9 @@ func (a *Analyzer) buildRequest(d *direction) {
 	r := &a.req
 	m := &d.m
 	s := string(m.block)
-	hdrs, args, cookies, specs, hm := r.Headers[:0], r.Args[:0], r.Cookies[:0], r.Range.Specs[:0], r.Header
+	st := &a.reqStore
+	hdrs, args, cookies, specs, hm := st.headers[:0], st.args[:0], st.cookies[:0], st.specs[:0], r.Header
+	hp, ap, cp, sp := r.Headers, r.Args, r.Cookies, r.Range.Specs
 	if hm == nil {
 		hm = make(map[string]string, 16)
 	} else {
@@ -55,26 +57,28 @@ func (a *Analyzer) buildRequest(d *direction) {
 			reqRange, hasReqRange = h.Value, true
 		}
 	}
-	r.Headers, r.Header, r.Cookies = hdrs, hm, cookies
+	st.headers, st.cookies = hdrs, cookies
+	r.Headers, r.Header, r.Cookies = pointers(hp, hdrs), hm, pointers(cp, cookies)
 	r.ContentType = hm["content-type"]
 	r.ContentLength, r.Chunked = declaredLength(hm)
 	if host := parseURI(&r.URI, target, r.Method == "CONNECT", &a.scratch); host != "" {
 		r.Host = host
 	}
 	args = appendForm(args, r.URI.Query, "query", true)
-	r.Args = args
+	st.args = args
+	r.Args = pointers(ap, args)
 	a.nQuery = len(args)
 	if hasAuthz {
 		parseAuth(authz, &r.Auth)
 	}
 	switch {
 	case hasRange:
-		parseRange(rng, &r.Range, specs)
+		specs = parseRange(rng, &r.Range, specs)
 	case hasReqRange:
-		parseRange(reqRange, &r.Range, specs)
-	default:
-		r.Range.Specs = specs // empty; kept for reuse
+		specs = parseRange(reqRange, &r.Range, specs)
 	}
+	st.specs = specs
+	r.Range.Specs = pointers(sp, specs)
 }
 
 // buildResponse fills a.resp from the complete header section of d.
@@ -82,7 +86,7 @@ func (a *Analyzer) buildResponse(d *direction) {
 	r := &a.resp
 	m := &d.m
 	s := string(m.block)
-	hdrs, hm := r.Headers[:0], r.Header
+	hdrs, hm, hp := a.respHeaders[:0], r.Header, r.Headers
 	if hm == nil {
 		hm = make(map[string]string, 16)
 	} else {
@@ -105,7 +109,8 @@ func (a *Analyzer) buildResponse(d *direction) {
 			hm[h.Name] = h.Value
 		}
 	}
-	r.Headers, r.Header = hdrs, hm
+	a.respHeaders = hdrs
+	r.Headers, r.Header = pointers(hp, hdrs), hm
 	r.ContentType = hm["content-type"]
 	r.ContentLength, r.Chunked = declaredLength(hm)
 }

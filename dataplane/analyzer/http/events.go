@@ -1,5 +1,7 @@
 package http
 
+import "strings"
+
 // Event names emitted by the HTTP analyzer.
 const (
 	EventRequestHeaders  = "http.request_headers"
@@ -95,13 +97,35 @@ type Range struct {
 	// Unit is the range unit in lower case ("bytes").
 	Unit string `expr:"unit"`
 	// Specs are the parsed ranges in order (at most MaxRangeSpecs are kept).
-	Specs []RangeSpec `expr:"specs"`
+	Specs []*RangeSpec `expr:"specs"`
 	// Count is the number of ranges in the header (even beyond those kept).
 	Count int `expr:"count"`
 	// Overlaps is the number of ranges that overlap an earlier range.
 	Overlaps int `expr:"overlaps"`
 	// Invalid is true when the value does not follow the grammar.
 	Invalid bool `expr:"invalid"`
+}
+
+// Event slices hold pointers into per-analyzer value stores that are reused
+// from message to message: a predicate iterating them (any(headers, ...))
+// then boxes no value, and the analyzer allocates nothing per element. Like
+// every event, they are valid only during the Sink call.
+
+// stores are the reused value arrays behind a Request's pointer slices.
+type stores struct {
+	headers []Header
+	args    []Arg
+	cookies []Arg
+	specs   []RangeSpec
+}
+
+// pointers sets dst to point at the elements of src.
+func pointers[T any](dst []*T, src []T) []*T {
+	dst = dst[:0]
+	for i := range src {
+		dst = append(dst, &src[i])
+	}
+	return dst
 }
 
 // Request is the event of http.request_headers (Body empty) and http.request
@@ -116,7 +140,7 @@ type Request struct {
 	URI     URI    `expr:"uri"`
 	Version string `expr:"version"` // "HTTP/1.1", "HTTP/1.0", "HTTP/0.9"
 	// Headers in the order received.
-	Headers []Header `expr:"headers"`
+	Headers []*Header `expr:"headers"`
 	// Header maps lower-case names to values; repeated fields are joined with ", ".
 	Header map[string]string `expr:"header"`
 	Host   string            `expr:"host"`
@@ -126,10 +150,10 @@ type Request struct {
 	ContentLength int64 `expr:"content_length"`
 	Chunked       bool  `expr:"chunked"`
 	// Args are the query arguments, then (in http.request) the body's form fields.
-	Args    []Arg `expr:"args"`
-	Cookies []Arg `expr:"cookies"`
-	Auth    Auth  `expr:"auth"`
-	Range   Range `expr:"range"`
+	Args    []*Arg `expr:"args"`
+	Cookies []*Arg `expr:"cookies"`
+	Auth    Auth   `expr:"auth"`
+	Range   Range  `expr:"range"`
 	// Body is the request body after de-chunking and Content-Encoding decoding,
 	// up to the body inspection limit; empty in http.request_headers.
 	Body string `expr:"body"`
@@ -144,9 +168,12 @@ func (r *Request) EventName() string { return r.name }
 
 // Has implements analyzer.Prefilterable: "header:NAME" keys test presence of a
 // header, "body" a non-empty body, "args" any argument, "cookies" any cookie,
-// "auth" an Authorization header.
+// "auth" an Authorization header, "path:encoded" a percent sign in the raw path
+// (no path segment can change under decoding without one).
 func (r *Request) Has(key string) bool {
 	switch key {
+	case "path:encoded":
+		return strings.IndexByte(r.URI.PathRaw, '%') >= 0
 	case "body":
 		return r.Body != ""
 	case "args":
@@ -174,7 +201,7 @@ type Response struct {
 	Version       string            `expr:"version"`
 	Status        int               `expr:"status"`
 	Reason        string            `expr:"reason"`
-	Headers       []Header          `expr:"headers"`
+	Headers       []*Header         `expr:"headers"`
 	Header        map[string]string `expr:"header"`
 	ContentType   string            `expr:"content_type"`
 	ContentLength int64             `expr:"content_length"`

@@ -67,21 +67,21 @@ func TestRequestFields(t *testing.T) {
 	}
 	wantArgs := []Arg{{"id", "5", "query"}, {"q", "a b", "query"}, {"flag", "", "query"},
 		{"a", "1", "body"}, {"b", "x y z", "body"}}
-	if !reflect.DeepEqual(r.Args, wantArgs) {
+	if !reflect.DeepEqual(vals(r.Args), wantArgs) {
 		t.Errorf("args = %+v", r.Args)
 	}
-	if !reflect.DeepEqual(h.Args, wantArgs[:3]) {
+	if !reflect.DeepEqual(vals(h.Args), wantArgs[:3]) {
 		t.Errorf("headers event args = %+v, want the query only", h.Args)
 	}
 	wantCookies := []Arg{{"sid", "abc", "cookie"}, {"theme", "dark!", "cookie"}}
-	if !reflect.DeepEqual(r.Cookies, wantCookies) {
+	if !reflect.DeepEqual(vals(r.Cookies), wantCookies) {
 		t.Errorf("cookies = %+v", r.Cookies)
 	}
 	if r.Auth != (Auth{Scheme: "basic", User: "alice", Password: "s3:cret"}) {
 		t.Errorf("auth = %+v", r.Auth)
 	}
 	wantRange := Range{Present: true, Raw: "bytes=0-99, 50-150,-20", Unit: "bytes", Count: 3, Overlaps: 1,
-		Specs: []RangeSpec{{0, 99, -1, false}, {50, 150, -1, false}, {-1, -1, 20, false}}}
+		Specs: ptrs([]RangeSpec{{0, 99, -1, false}, {50, 150, -1, false}, {-1, -1, 20, false}})}
 	if !reflect.DeepEqual(r.Range, wantRange) {
 		t.Errorf("range = %+v", r.Range)
 	}
@@ -151,7 +151,7 @@ func TestMultipartArgs(t *testing.T) {
 	cfg.MaxBodyInspect = 1024
 	reqs, _ := events(t, cfg, cs(">", fmt.Sprintf("POST /up HTTP/1.1\r\nContent-Type: multipart/form-data; boundary=\"XyZ\"\r\nContent-Length: %d\r\n\r\n%s", len(mp), mp)))
 	want := []Arg{{"user", "bob", "multipart"}, {"f", "line1\r\nline2", "multipart"}}
-	if got := reqs[1].Args; !reflect.DeepEqual(got, want) {
+	if got := vals(reqs[1].Args); !reflect.DeepEqual(got, want) {
 		t.Errorf("multipart args = %q", got)
 	}
 }
@@ -213,19 +213,19 @@ func TestRange(t *testing.T) {
 		v    string
 		want Range
 	}{
-		{"bytes=0-99", Range{Unit: "bytes", Count: 1, Specs: []RangeSpec{{0, 99, -1, false}}}},
-		{"bytes=100-", Range{Unit: "bytes", Count: 1, Specs: []RangeSpec{{100, -1, -1, false}}}},
-		{"bytes=-500", Range{Unit: "bytes", Count: 1, Specs: []RangeSpec{{-1, -1, 500, false}}}},
-		{"Bytes = 0-1 , , 2-3", Range{Unit: "bytes", Count: 2, Specs: []RangeSpec{{0, 1, -1, false}, {2, 3, -1, false}}}},
-		{"bytes=0-18446744073709551614", Range{Unit: "bytes", Count: 1, Specs: []RangeSpec{{0, max, -1, false}}}},
-		{"bytes=0-18446744073709551615", Range{Unit: "bytes", Count: 1, Specs: []RangeSpec{{0, max, -1, true}}}},
-		{"bytes=0-0018446744073709551615", Range{Unit: "bytes", Count: 1, Specs: []RangeSpec{{0, max, -1, true}}}},
-		{"bytes=0-99999999999999999999999", Range{Unit: "bytes", Count: 1, Specs: []RangeSpec{{0, max, -1, true}}}},
-		{"bytes=0-9223372036854775807", Range{Unit: "bytes", Count: 1, Specs: []RangeSpec{{0, max, -1, false}}}},
-		{"bytes=99999999999999999999-", Range{Unit: "bytes", Count: 1, Specs: []RangeSpec{{max, -1, -1, false}}}},
-		{"bytes=0-10,5-20,30-40,-5,-10,50-", Range{Unit: "bytes", Count: 6, Overlaps: 3, Specs: []RangeSpec{
-			{0, 10, -1, false}, {5, 20, -1, false}, {30, 40, -1, false}, {-1, -1, 5, false}, {-1, -1, 10, false}, {50, -1, -1, false}}}},
-		{"bytes=5-1", Range{Unit: "bytes", Count: 1, Invalid: true, Specs: []RangeSpec{{5, 1, -1, false}}}},
+		{"bytes=0-99", Range{Unit: "bytes", Count: 1, Specs: ptrs([]RangeSpec{{0, 99, -1, false}})}},
+		{"bytes=100-", Range{Unit: "bytes", Count: 1, Specs: ptrs([]RangeSpec{{100, -1, -1, false}})}},
+		{"bytes=-500", Range{Unit: "bytes", Count: 1, Specs: ptrs([]RangeSpec{{-1, -1, 500, false}})}},
+		{"Bytes = 0-1 , , 2-3", Range{Unit: "bytes", Count: 2, Specs: ptrs([]RangeSpec{{0, 1, -1, false}, {2, 3, -1, false}})}},
+		{"bytes=0-18446744073709551614", Range{Unit: "bytes", Count: 1, Specs: ptrs([]RangeSpec{{0, max, -1, false}})}},
+		{"bytes=0-18446744073709551615", Range{Unit: "bytes", Count: 1, Specs: ptrs([]RangeSpec{{0, max, -1, true}})}},
+		{"bytes=0-0018446744073709551615", Range{Unit: "bytes", Count: 1, Specs: ptrs([]RangeSpec{{0, max, -1, true}})}},
+		{"bytes=0-99999999999999999999999", Range{Unit: "bytes", Count: 1, Specs: ptrs([]RangeSpec{{0, max, -1, true}})}},
+		{"bytes=0-9223372036854775807", Range{Unit: "bytes", Count: 1, Specs: ptrs([]RangeSpec{{0, max, -1, false}})}},
+		{"bytes=99999999999999999999-", Range{Unit: "bytes", Count: 1, Specs: ptrs([]RangeSpec{{max, -1, -1, false}})}},
+		{"bytes=0-10,5-20,30-40,-5,-10,50-", Range{Unit: "bytes", Count: 6, Overlaps: 3, Specs: ptrs([]RangeSpec{
+			{0, 10, -1, false}, {5, 20, -1, false}, {30, 40, -1, false}, {-1, -1, 5, false}, {-1, -1, 10, false}, {50, -1, -1, false}})}},
+		{"bytes=5-1", Range{Unit: "bytes", Count: 1, Invalid: true, Specs: ptrs([]RangeSpec{{5, 1, -1, false}})}},
 		{"bytes=a-b", Range{Unit: "bytes", Count: 1, Invalid: true}},
 		{"bytes=", Range{Unit: "bytes", Invalid: true}},
 		{"bytes 0-1", Range{Invalid: true}},
@@ -233,7 +233,7 @@ func TestRange(t *testing.T) {
 	}
 	for _, tt := range tests {
 		var r Range
-		parseRange(tt.v, &r, nil)
+		r.Specs = ptrs(parseRange(tt.v, &r, nil))
 		want := tt.want
 		want.Present, want.Raw = true, tt.v
 		if want.Specs == nil {
@@ -248,7 +248,7 @@ func TestRange(t *testing.T) {
 	}
 	// Only MaxRangeSpecs ranges are kept; Count counts them all.
 	var r Range
-	parseRange("bytes="+strings.Repeat("0-1,", MaxRangeSpecs+50), &r, nil)
+	r.Specs = ptrs(parseRange("bytes="+strings.Repeat("0-1,", MaxRangeSpecs+50), &r, nil))
 	if r.Count != MaxRangeSpecs+50 || len(r.Specs) != MaxRangeSpecs || r.Overlaps != MaxRangeSpecs-1 {
 		t.Errorf("many ranges: count %d kept %d overlaps %d", r.Count, len(r.Specs), r.Overlaps)
 	}

@@ -31,11 +31,15 @@ type Analyzer struct {
 
 	// Reused event values and the number of query arguments at the front of
 	// req.Args (body arguments follow them in http.request).
-	req     Request
-	resp    Response
-	nQuery  int
-	dec     decoder
-	scratch []byte
+	req  Request
+	resp Response
+	// reqStore and respHeaders hold the values the events' pointer slices
+	// point into, reused from message to message.
+	reqStore    stores
+	respHeaders []Header
+	nQuery      int
+	dec         decoder
+	scratch     []byte
 }
 
 // pending is a request awaiting its response.

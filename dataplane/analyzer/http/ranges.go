@@ -6,15 +6,17 @@ import (
 )
 
 // parseRange parses a Range (or Request-Range) value into r (RFC 9110 §14.1).
-// specs is reused for r.Specs. Only the "bytes" unit is parsed; other units are
+// specs is the reused backing array of r.Specs; the parsed specs are
+// returned (the caller points r.Specs at them). Only the "bytes" unit is parsed; other units are
 // kept as Unit with no specs. A spec whose last-byte-pos is below its
 // first-byte-pos makes the value Invalid, as RFC 9110 §14.1.1 says.
-func parseRange(v string, r *Range, specs []RangeSpec) {
-	*r = Range{Present: true, Raw: v, Specs: specs[:0]}
+func parseRange(v string, r *Range, specs []RangeSpec) []RangeSpec {
+	*r = Range{Present: true, Raw: v}
+	specs = specs[:0]
 	eq := strings.IndexByte(v, '=')
 	if eq < 0 {
 		r.Invalid = true
-		return
+		return specs
 	}
 	unit := strings.Trim(v[:eq], " \t")
 	if strings.EqualFold(unit, "bytes") {
@@ -22,7 +24,7 @@ func parseRange(v string, r *Range, specs []RangeSpec) {
 	} else {
 		r.Unit = strings.ToLower(unit)
 		r.Invalid = !isToken([]byte(unit))
-		return
+		return specs
 	}
 	list := v[eq+1:]
 	for list != "" {
@@ -45,14 +47,15 @@ func parseRange(v string, r *Range, specs []RangeSpec) {
 		if spec.Last >= 0 && spec.Last < spec.First {
 			r.Invalid = true // kept: patches may still want to see it
 		}
-		if len(r.Specs) < MaxRangeSpecs {
-			r.Specs = append(r.Specs, spec)
+		if len(specs) < MaxRangeSpecs {
+			specs = append(specs, spec)
 		}
 	}
 	if r.Count == 0 {
 		r.Invalid = true
 	}
-	r.Overlaps = countOverlaps(r.Specs)
+	r.Overlaps = countOverlaps(specs)
+	return specs
 }
 
 // parseRangeSpec parses first-last, first- or -suffix.

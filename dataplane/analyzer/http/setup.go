@@ -12,7 +12,7 @@ const Name = "http"
 var Ports = []uint16{80, 8080, 8000, 8008, 8888, 3128}
 
 func init() {
-	requestKeys := []string{"header:", "body", "args", "cookies", "auth"}
+	requestKeys := []string{"header:", "body", "args", "cookies", "auth", "path:encoded"}
 	responseKeys := []string{"header:", "body"}
 	analyzer.Register(analyzer.Spec{
 		Name:      Name,

@@ -64,19 +64,41 @@ func cloneMap(m map[string]string) map[string]string {
 	return maps.Clone(m)
 }
 
+// clonePtrs deep-copies a slice of pointers into the analyzer's reused stores.
+func clonePtrs[T any](s []*T) []*T {
+	if len(s) == 0 {
+		return nil
+	}
+	return ptrs(vals(s))
+}
+
+// ptrs and vals convert between value and pointer slices in tests.
+func ptrs[T any](v []T) []*T { return pointers(nil, v) }
+
+func vals[T any](p []*T) []T {
+	if p == nil {
+		return nil
+	}
+	out := make([]T, len(p))
+	for i, x := range p {
+		out[i] = *x
+	}
+	return out
+}
+
 func cloneRequest(e *Request) *Request {
 	c := *e
-	c.Headers = cloneSlice(e.Headers)
+	c.Headers = clonePtrs(e.Headers)
 	c.Header = cloneMap(e.Header)
-	c.Args = cloneSlice(e.Args)
-	c.Cookies = cloneSlice(e.Cookies)
-	c.Range.Specs = cloneSlice(e.Range.Specs)
+	c.Args = clonePtrs(e.Args)
+	c.Cookies = clonePtrs(e.Cookies)
+	c.Range.Specs = clonePtrs(e.Range.Specs)
 	return &c
 }
 
 func cloneResponse(e *Response) *Response {
 	c := *e
-	c.Headers = cloneSlice(e.Headers)
+	c.Headers = clonePtrs(e.Headers)
 	c.Header = cloneMap(e.Header)
 	return &c
 }

@@ -258,7 +258,8 @@ func (a *Analyzer) emitBody(d *direction, sink analyzer.Sink, truncated bool) {
 		r.name = EventRequest
 		r.Body, r.BodyTruncated = a.decodeBody(d.body, r.Header["content-encoding"], truncated)
 		r.BodyLength = d.bodyLen
-		r.Args = a.appendBodyArgs(r.Args[:a.nQuery], r.Body, r.ContentType)
+		a.reqStore.args = a.appendBodyArgs(a.reqStore.args[:a.nQuery], r.Body, r.ContentType)
+		r.Args = pointers(r.Args, a.reqStore.args)
 		sink.Event(r)
 		return
 	}
