@@ -56,3 +56,15 @@ lint:
 
 clean:
 	rm -rf $(BIN)
+
+# gen regenerates api/pb from api/patchgate.proto with Debian's protoc and
+# pinned Go plugins (protoc-gen-go matches google.golang.org/protobuf in go.mod).
+PROTOC_GEN_GO_VERSION := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
+.PHONY: gen
+gen:
+	command -v protoc >/dev/null || (apt-get update && apt-get install -y protobuf-compiler)
+	GOBIN=$(CURDIR)/bin/protoc-plugins go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	GOBIN=$(CURDIR)/bin/protoc-plugins go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	PATH=$(CURDIR)/bin/protoc-plugins:$$PATH protoc -I api --go_out=api/pb --go_opt=paths=source_relative \
+		--go-grpc_out=api/pb --go-grpc_opt=paths=source_relative api/patchgate.proto

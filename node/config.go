@@ -52,6 +52,8 @@ type Config struct {
 	EVE  string     `yaml:"eve"`
 	HTTP HTTPConfig `yaml:"http"`
 	Log  LogConfig  `yaml:"log"`
+	// Cluster, when present, joins a patchgate cluster (see ClusterConfig).
+	Cluster *ClusterConfig `yaml:"cluster"`
 }
 
 // Dataplane selects and configures the inline backend.
@@ -141,6 +143,9 @@ func (c Config) Validate() error {
 	}
 	if !nameRe.MatchString(c.Name) {
 		bad("name", "must be 1-63 letters, digits, '.', '_' or '-' starting with a letter or digit, got %q", c.Name)
+	}
+	if c.Cluster != nil {
+		c.Cluster.validate(bad)
 	}
 	dp := c.Dataplane
 	if _, err := inline.ParseFailPolicy(dp.Fail); err != nil {

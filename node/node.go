@@ -19,6 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/patchgate/patchgate/api"
 	// The engine needs the protocol analyzers registered.
 	_ "github.com/patchgate/patchgate/dataplane/analyzer/all"
 	"github.com/patchgate/patchgate/dataplane/engine"
@@ -59,8 +60,14 @@ type Node struct {
 	closers []io.Closer
 	reg     *prometheus.Registry
 
-	mu   sync.Mutex
-	addr string // HTTP address once listening
+	// Cluster wiring (cfg.Cluster set): the alert hub and local view exist
+	// from New; the agent runs while Run does.
+	alerts *api.AlertHub
+	view   *localView
+
+	mu    sync.Mutex
+	addr  string // HTTP address once listening
+	agent *Agent
 }
 
 // New loads the patch set and builds the node; it does not touch the kernel.
@@ -100,6 +107,10 @@ func New(cfg Config, opts Options) (*Node, error) {
 	if n.eve != nil {
 		sink = n.eve
 	}
+	if cfg.Cluster != nil {
+		n.alerts = api.NewAlertHub()
+		sink = &alertTee{next: sink, hub: n.alerts, node: cfg.Name}
+	}
 	shards := cfg.Dataplane.NFQueue.Queues
 	if cfg.Dataplane.Mode == ModeAFPacket {
 		shards = 2 * cfg.Dataplane.AFPacket.Fanout
@@ -120,6 +131,7 @@ func New(cfg Config, opts Options) (*Node, error) {
 		n.closeFiles()
 		return nil, err
 	}
+	n.view = &localView{eng: n.eng, ready: n.Ready}
 	n.reg = prometheus.NewRegistry()
 	prometheus.WrapRegistererWith(prometheus.Labels{"node": cfg.Name}, n.reg).MustRegister(newCollector(n))
 	return n, nil
@@ -152,6 +164,14 @@ func loadPatches(dir string) (*patch.Program, error) {
 		return nil, fmt.Errorf("node: patches: %w", err)
 	}
 	return prog, nil
+}
+
+// Agent returns the cluster agent while Run runs with a cluster section
+// (nil otherwise).
+func (n *Node) Agent() *Agent {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.agent
 }
 
 // Engine returns the node's inspection engine.
@@ -196,6 +216,22 @@ func (n *Node) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() { defer wg.Done(); n.housekeeping(hctx) }()
 
+	if n.cfg.Cluster != nil {
+		ag, err := StartAgent(*n.cfg.Cluster, n.cfg.Name, n.eng, n.view, n.alerts, n.log)
+		if err != nil {
+			stopHK()
+			wg.Wait()
+			return err
+		}
+		n.mu.Lock()
+		n.agent = ag
+		n.mu.Unlock()
+		defer func() {
+			if err := ag.Stop(true); err != nil {
+				n.log.Warn("leaving the cluster", "err", err)
+			}
+		}()
+	}
 	n.log.Info("starting", "mode", n.cfg.Dataplane.Mode, "fail", n.cfg.Dataplane.Fail,
 		"patches", len(n.prog.Patches), "patch_set", n.prog.Version)
 	err := n.backend.Run(ctx)
@@ -229,6 +265,7 @@ func (n *Node) housekeeping(ctx context.Context) {
 			return
 		case now := <-t.C:
 			n.eng.Expire(now)
+			n.view.sample(now)
 			if n.eve != nil {
 				if err := n.eve.Flush(); err != nil {
 					n.log.Error("eve output failed", "err", err)
