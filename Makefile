@@ -1,5 +1,5 @@
 # patchgate — make targets a newcomer guesses.
-#   make demo    build, generate demo traffic, replay it through the engine, print the alert summary
+#   make demo    build, replay demo traffic offline, then (root) a 3-node lab: benign traffic and every exploit, per node and CVE
 #   make test    go vet + go test -race ./... (installs the Debian packages the tests need)
 #   make build   build the binaries into bin/
 #   make bench   engine benchmarks + instructions per packet (bench/engine.sh; README "Performance")
@@ -36,8 +36,9 @@ test: deps
 	$(GO) vet ./...
 	$(GO) test $(TESTFLAGS) ./...
 
-demo: build
-	@scripts/demo.sh
+# The cluster part needs root; DEMO_FLAGS go to `patchgate demo` (e.g. --variant l2).
+demo: deps build
+	@scripts/demo.sh $(DEMO_FLAGS)
 
 bench:
 	bench/engine.sh

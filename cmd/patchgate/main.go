@@ -31,6 +31,7 @@ commands:
   gen       write generated captures (demo traffic)
   lab       build and drive the evaluation lab in network namespaces (root)
   node      run the inline gateway node (NFQUEUE or AF_PACKET); node cleanup --name NAME
+  demo      3-node lab: benign traffic and every patch's exploits, blocked per node and CVE (root)
   version   print the version
 
 Run 'patchgate <command> -h' for a command's flags.
@@ -60,6 +61,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdLab(args[1:], stdout, stderr)
 	case "node":
 		err = cmdNode(args[1:], stdout, stderr)
+	case "demo":
+		err = cmdDemo(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "patchgate", version)
 	case "help", "-h", "--help":
