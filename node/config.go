@@ -54,6 +54,8 @@ type Config struct {
 	Log  LogConfig  `yaml:"log"`
 	// Cluster, when present, joins a patchgate cluster (see ClusterConfig).
 	Cluster *ClusterConfig `yaml:"cluster"`
+	// Bus shares flow checkpoints with the other nodes (see BusConfig).
+	Bus BusConfig `yaml:"bus"`
 }
 
 // Dataplane selects and configures the inline backend.
@@ -121,6 +123,7 @@ func DefaultConfig() Config {
 		EVE:  DefaultEVE,
 		HTTP: HTTPConfig{Listen: DefaultListen},
 		Log:  LogConfig{Level: "info", Format: "json"},
+		Bus:  DefaultBusConfig(),
 	}
 }
 
@@ -146,6 +149,9 @@ func (c Config) Validate() error {
 	}
 	if c.Cluster != nil {
 		c.Cluster.validate(bad)
+	}
+	if c.Bus.Enabled {
+		c.Bus.validate(c.Name, bad)
 	}
 	dp := c.Dataplane
 	if _, err := inline.ParseFailPolicy(dp.Fail); err != nil {
@@ -343,6 +349,7 @@ func yamlErrors(name string, err error) error {
 var sectionNames = map[string]string{
 	"Config": "(top level)", "Dataplane": "dataplane", "NFQueueConfig": "dataplane.nfqueue",
 	"AFPacketConfig": "dataplane.afpacket", "EngineConfig": "engine", "HTTPConfig": "http", "LogConfig": "log",
+	"BusConfig": "bus", "BusTLS": "bus.tls", "BusAuth": "bus.auth",
 }
 
 func unwrapAll(err error) []error {

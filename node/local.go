@@ -18,6 +18,8 @@ import (
 type localView struct {
 	eng   *engine.Engine
 	ready func() bool
+	// failover reports degraded failover protection (nil: never).
+	failover func() (bool, string)
 
 	mu       sync.Mutex
 	lastAt   time.Time
@@ -52,6 +54,11 @@ func (l *localView) Traffic() api.Traffic {
 func (l *localView) Health() string {
 	if l.ready != nil && !l.ready() {
 		return "starting"
+	}
+	if l.failover != nil {
+		if deg, _ := l.failover(); deg {
+			return "degraded"
+		}
 	}
 	return "ok"
 }

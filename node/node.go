@@ -20,6 +20,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/patchgate/patchgate/api"
+	"github.com/patchgate/patchgate/bus"
+	"github.com/patchgate/patchgate/consensus"
 	// The engine needs the protocol analyzers registered.
 	_ "github.com/patchgate/patchgate/dataplane/analyzer/all"
 	"github.com/patchgate/patchgate/dataplane/engine"
@@ -64,6 +66,13 @@ type Node struct {
 	// from New; the agent runs while Run does.
 	alerts *api.AlertHub
 	view   *localView
+
+	// bus shares flow state (nil when the bus section is off);
+	// busRoutesSet is the route list last set from membership
+	// (housekeeping goroutine only).
+	bus          *bus.Bus
+	busRoutesSet []string
+	healthSent   string // health word last gossiped (housekeeping only)
 
 	mu    sync.Mutex
 	addr  string // HTTP address once listening
@@ -115,10 +124,22 @@ func New(cfg Config, opts Options) (*Node, error) {
 	if cfg.Dataplane.Mode == ModeAFPacket {
 		shards = 2 * cfg.Dataplane.AFPacket.Fanout
 	}
-	n.eng, err = engine.New(cfg.engineConfig(shards), prog, sink)
+	ec := cfg.engineConfig(shards)
+	if n.bus, err = openBus(cfg, log); err != nil {
+		n.closeFiles()
+		return nil, err
+	}
+	if n.bus != nil {
+		n.closers = append(n.closers, n.bus)
+		ec.Hooks = busHooks(n.bus)
+	}
+	n.eng, err = engine.New(ec, prog, sink)
 	if err != nil {
 		n.closeFiles()
 		return nil, fmt.Errorf("node: %w", err)
+	}
+	if n.bus != nil {
+		n.bus.SetLive(liveFunc(n.eng))
 	}
 	factory := opts.Backend
 	if factory == nil {
@@ -131,9 +152,13 @@ func New(cfg Config, opts Options) (*Node, error) {
 		n.closeFiles()
 		return nil, err
 	}
-	n.view = &localView{eng: n.eng, ready: n.Ready}
+	n.view = &localView{eng: n.eng, ready: n.Ready, failover: n.failover}
 	n.reg = prometheus.NewRegistry()
-	prometheus.WrapRegistererWith(prometheus.Labels{"node": cfg.Name}, n.reg).MustRegister(newCollector(n))
+	reg := prometheus.WrapRegistererWith(prometheus.Labels{"node": cfg.Name}, n.reg)
+	reg.MustRegister(newCollector(n))
+	if n.bus != nil {
+		reg.MustRegister(newBusCollector(n.bus))
+	}
 	return n, nil
 }
 
@@ -226,6 +251,9 @@ func (n *Node) Run(ctx context.Context) error {
 		n.mu.Lock()
 		n.agent = ag
 		n.mu.Unlock()
+		if adv := n.busAdvertise(); adv != "" {
+			ag.Cluster().UpdateMeta(func(m *consensus.NodeMeta) { m.BusAddr = adv })
+		}
 		defer func() {
 			if err := ag.Stop(true); err != nil {
 				n.log.Warn("leaving the cluster", "err", err)
@@ -266,6 +294,8 @@ func (n *Node) housekeeping(ctx context.Context) {
 		case now := <-t.C:
 			n.eng.Expire(now)
 			n.view.sample(now)
+			n.syncBusRoutes()
+			n.gossipHealth()
 			if n.eve != nil {
 				if err := n.eve.Flush(); err != nil {
 					n.log.Error("eve output failed", "err", err)
@@ -283,7 +313,9 @@ func (n *Node) closeFiles() {
 }
 
 // Handler returns the HTTP handler: /metrics (Prometheus), /healthz (the
-// process is alive) and /readyz (patches loaded and backend attached).
+// process is alive) and /readyz (patches loaded and backend attached; the
+// body adds a line when the bus is enabled and failover protection is
+// degraded, which does not make the node unready).
 func (n *Node) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", metricsHandler(n.reg))
@@ -296,6 +328,9 @@ func (n *Node) Handler() http.Handler {
 			return
 		}
 		fmt.Fprintln(w, "ready")
+		if deg, why := n.failover(); deg {
+			fmt.Fprintln(w, "failover protection degraded:", why)
+		}
 	})
 	return mux
 }

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 
@@ -19,6 +20,117 @@ type NodeFile struct {
 	EVE       string        `yaml:"eve"`
 	HTTP      HTTPFile      `yaml:"http"`
 	Log       LogFile       `yaml:"log"`
+	// Cluster, when set, makes the node a cluster member (node.ClusterConfig).
+	Cluster *ClusterFile `yaml:"cluster,omitempty"`
+}
+
+// ClusterFile is the node file's cluster section (node/CLUSTER.md). Empty
+// fields are left out, so the node's defaults (node.DefaultClusterConfig)
+// apply. In the lab the addresses are a node's own namespace addresses: in
+// the L3 variant its R1-side address 198.18.i.2, which the other nodes reach
+// once ClusterRoutes has been applied (see README "Clusters in the lab").
+type ClusterFile struct {
+	NodeID          string   `yaml:"node_id,omitempty"`
+	ClusterName     string   `yaml:"cluster_name,omitempty"`
+	DataDir         string   `yaml:"data_dir,omitempty"`
+	RaftAddr        string   `yaml:"raft_addr,omitempty"`
+	GossipAddr      string   `yaml:"gossip_addr,omitempty"`
+	Seeds           []string `yaml:"seeds,omitempty"`
+	BootstrapExpect int      `yaml:"bootstrap_expect,omitempty"`
+	Voters          int      `yaml:"voters,omitempty"`
+	TrustedKeys     []string `yaml:"trusted_keys,omitempty"`
+	// TestPatchSets nil keeps the default (the leader runs embedded tests).
+	TestPatchSets *bool          `yaml:"test_patch_sets,omitempty"`
+	API           ClusterAPIFile `yaml:"api"`
+}
+
+// ClusterAPIFile is cluster.api: the control API's listen address and bearer
+// token (api.Config).
+type ClusterAPIFile struct {
+	Listen    string `yaml:"listen,omitempty"`
+	Advertise string `yaml:"advertise,omitempty"`
+	Token     string `yaml:"token,omitempty"`
+}
+
+// Ports of the lab's cluster services on a node's address.
+const (
+	ClusterRaftPort   = 7300
+	ClusterGossipPort = 7301
+	ClusterAPIPort    = 7400
+)
+
+// ClusterAddr is where node i's cluster services listen and peers reach
+// them: its R1-side address (L3 variant only; L2 nodes have no address).
+func (l *Lab) ClusterAddr(i int) (netip.Addr, error) {
+	n, err := l.Node(i)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	if l.Variant != L3 || !n.In.Addr4.IsValid() {
+		return netip.Addr{}, fmt.Errorf("lab: node %d: cluster addresses need the L3 variant (L2 nodes have no address)", i)
+	}
+	return n.In.Addr4.Addr(), nil
+}
+
+// DefaultClusterFile returns node i's cluster section for a brand-new
+// cluster of every lab node: raft, gossip and API on ClusterAddr(i), the
+// other nodes' gossip addresses as seeds, bootstrap_expect and voters 3
+// (5 in a lab of 5 nodes or more), data in the lab directory, the given bearer
+// token and trusted public key files.
+func (l *Lab) DefaultClusterFile(i int, token string, trustedKeys ...string) (*ClusterFile, error) {
+	addr, err := l.ClusterAddr(i)
+	if err != nil {
+		return nil, err
+	}
+	n, _ := l.Node(i)
+	voters := 3 // a brand-new cluster needs 3 or 5 voters; more nodes join as non-voters
+	if len(l.Nodes) >= 5 {
+		voters = 5
+	}
+	f := &ClusterFile{
+		NodeID:          n.Name,
+		DataDir:         l.nodePath(i, "cluster"),
+		RaftAddr:        netip.AddrPortFrom(addr, ClusterRaftPort).String(),
+		GossipAddr:      netip.AddrPortFrom(addr, ClusterGossipPort).String(),
+		BootstrapExpect: voters,
+		Voters:          voters,
+		TrustedKeys:     trustedKeys,
+		API:             ClusterAPIFile{Listen: netip.AddrPortFrom(addr, ClusterAPIPort).String(), Token: token},
+	}
+	for _, o := range l.Nodes {
+		if o.Index == i {
+			continue
+		}
+		oa, err := l.ClusterAddr(o.Index)
+		if err != nil {
+			return nil, err
+		}
+		f.Seeds = append(f.Seeds, netip.AddrPortFrom(oa, ClusterGossipPort).String())
+	}
+	return f, nil
+}
+
+// ClusterRoutes lets the nodes reach each other's ClusterAddr: every node
+// gets a route to the other nodes' R1-side subnets through R1, which already
+// forwards between its links (L3 variant). The nodes' own traffic is never
+// queued to patchgate (NFQUEUE sits on FORWARD only).
+func (l *Lab) ClusterRoutes() error {
+	for _, n := range l.Nodes {
+		if _, err := l.ClusterAddr(n.Index); err != nil {
+			return err
+		}
+		for _, o := range l.Nodes {
+			if o.Index == n.Index {
+				continue
+			}
+			dst := o.In.Addr4.Masked().String()
+			gw := l.R1.Links[n.Index-1].Addr4.Addr().String()
+			if _, err := l.Exec(n.NS, "ip", "route", "replace", dst, "via", gw, "dev", n.In.Name); err != nil {
+				return fmt.Errorf("lab: node %d: cluster route: %w", n.Index, err)
+			}
+		}
+	}
+	return nil
 }
 
 // DataplaneFile is the node file's dataplane section. Only the section of
