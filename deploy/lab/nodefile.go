@@ -22,6 +22,8 @@ type NodeFile struct {
 	Log       LogFile       `yaml:"log"`
 	// Cluster, when set, makes the node a cluster member (node.ClusterConfig).
 	Cluster *ClusterFile `yaml:"cluster,omitempty"`
+	// Bus, when set, is the node's shared flow-state section (node.BusConfig).
+	Bus *BusFile `yaml:"bus,omitempty"`
 }
 
 // ClusterFile is the node file's cluster section (node/CLUSTER.md). Empty
