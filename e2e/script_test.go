@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"syscall"
@@ -48,17 +47,6 @@ func (o outcome) String() string {
 		o.ToServer, o.WantServer, o.ToClient, o.WantClient, o.ClientErr)
 }
 
-func wants(steps []patch.Step) (toServer, toClient int) {
-	for _, s := range steps {
-		if s.Dir == dataplane.ToServer {
-			toServer += len(s.Data)
-		} else {
-			toClient += len(s.Data)
-		}
-	}
-	return
-}
-
 // scriptServer plays the server side of patch tests on one TCP port inside
 // a namespace, one conversation at a time.
 type scriptServer struct {
@@ -93,33 +81,11 @@ func (s *scriptServer) accept(remote string) (net.Conn, error) {
 	}
 }
 
-// serve plays steps on c and returns the bytes received.
-func serveSteps(c net.Conn, steps []patch.Step) int {
-	defer c.Close()
-	got := 0
-	for _, st := range steps {
-		if st.Dir == dataplane.ToServer {
-			_ = c.SetReadDeadline(time.Now().Add(stepTimeout))
-			n, err := io.ReadFull(c, make([]byte, len(st.Data)))
-			got += n
-			if err != nil {
-				return got
-			}
-		} else if _, err := c.Write(st.Data); err != nil {
-			return got
-		}
-	}
-	// Wait for the client's close; anything more counts as received.
-	_ = c.SetReadDeadline(time.Now().Add(stepTimeout))
-	n, _ := io.Copy(io.Discard, c)
-	return got + int(n)
-}
-
 // runTCP plays a test's conversation over a real TCP connection from client
 // namespace ns to addr, whose server side s plays.
 func runTCP(ns string, s *scriptServer, addr string, steps []patch.Step) outcome {
 	var o outcome
-	o.WantServer, o.WantClient = wants(steps)
+	o.WantServer, o.WantClient = lab.StepBytes(steps)
 	ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)
 	defer cancel()
 	c, err := lab.Dialer(ns)(ctx, "tcp", addr)
@@ -135,46 +101,18 @@ func runTCP(ns string, s *scriptServer, addr string, steps []patch.Step) outcome
 			served <- 0
 			return
 		}
-		served <- serveSteps(sc, steps)
+		served <- lab.ServeSteps(sc, steps, stepTimeout)
 	}()
-	o.ClientErr = clientSteps(c, steps, &o.ToClient)
+	o.ClientErr = lab.PlaySteps(c, steps, stepTimeout, &o.ToClient)
 	o.ToServer = <-served
 	return o
-}
-
-// clientSteps plays the client side; it returns nil when the server closed
-// the connection in order after the last step.
-func clientSteps(c net.Conn, steps []patch.Step, got *int) error {
-	for _, st := range steps {
-		if st.Dir == dataplane.ToServer {
-			if _, err := c.Write(st.Data); err != nil {
-				return err
-			}
-			continue
-		}
-		_ = c.SetReadDeadline(time.Now().Add(stepTimeout))
-		n, err := io.ReadFull(c, make([]byte, len(st.Data)))
-		*got += n
-		if err != nil {
-			return err
-		}
-	}
-	if tc, ok := c.(*net.TCPConn); ok {
-		if err := tc.CloseWrite(); err != nil {
-			return err
-		}
-	}
-	_ = c.SetReadDeadline(time.Now().Add(stepTimeout))
-	n, err := io.Copy(io.Discard, c)
-	*got += int(n)
-	return err
 }
 
 // runUDP plays a UDP test: every step one datagram. A datagram the node
 // drops never arrives; the conversation stops there.
 func runUDP(clientNS string, server net.PacketConn, addr string, steps []patch.Step) outcome {
 	var o outcome
-	o.WantServer, o.WantClient = wants(steps)
+	o.WantServer, o.WantClient = lab.StepBytes(steps)
 	ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)
 	defer cancel()
 	c, err := lab.Dialer(clientNS)(ctx, "udp", addr)

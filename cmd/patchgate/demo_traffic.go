@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/patchgate/patchgate/dataplane"
-	"github.com/patchgate/patchgate/dataplane/patch"
 	"github.com/patchgate/patchgate/deploy/lab"
 )
 
@@ -242,18 +241,6 @@ func (e *demoEnv) conversations(ctx context.Context, cases []*demoCase, parallel
 	return out
 }
 
-// want returns the bytes a test sends each way.
-func want(steps []patch.Step) (toServer, toClient int) {
-	for _, s := range steps {
-		if s.Dir == dataplane.ToServer {
-			toServer += len(s.Data)
-		} else {
-			toClient += len(s.Data)
-		}
-	}
-	return
-}
-
 // dialCase opens the client side of a conversation.
 func (e *demoEnv) dialCase(network, addr string) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), demoStepTimeout)
@@ -334,7 +321,7 @@ func (e *demoEnv) runHTTP(c *demoCase, addr string) caseResult {
 // the server's part and counts what it receives.
 func (e *demoEnv) runTCP(c *demoCase, addr string) caseResult {
 	r := caseResult{Case: c, Addr: addr}
-	r.WantServer, r.WantClient = want(c.Test.Steps)
+	r.WantServer, r.WantClient = lab.StepBytes(c.Test.Steps)
 	conn, err := e.dialCase("tcp", addr)
 	if err != nil {
 		r.Err = err
@@ -350,9 +337,9 @@ func (e *demoEnv) runTCP(c *demoCase, addr string) caseResult {
 			served <- 0
 			return
 		}
-		served <- serveSteps(sc, c.Test.Steps)
+		served <- lab.ServeSteps(sc, c.Test.Steps, demoStepTimeout)
 	}()
-	r.Err = clientSteps(conn, c.Test.Steps, &r.ToClient)
+	r.Err = lab.PlaySteps(conn, c.Test.Steps, demoStepTimeout, &r.ToClient)
 	r.ToServer = <-served
 	r.Reset = isReset(r.Err)
 	r.Delivered = r.ToServer >= r.WantServer && r.ToClient >= r.WantClient
@@ -365,61 +352,11 @@ func (e *demoEnv) runTCP(c *demoCase, addr string) caseResult {
 	return r
 }
 
-// serveSteps plays the server's side on c and returns the bytes received.
-func serveSteps(c net.Conn, steps []patch.Step) int {
-	defer c.Close()
-	got := 0
-	for _, st := range steps {
-		if st.Dir == dataplane.ToServer {
-			_ = c.SetReadDeadline(time.Now().Add(demoStepTimeout))
-			n, err := io.ReadFull(c, make([]byte, len(st.Data)))
-			got += n
-			if err != nil {
-				return got
-			}
-		} else if _, err := c.Write(st.Data); err != nil {
-			return got
-		}
-	}
-	// Wait for the client's close; anything more counts as received.
-	_ = c.SetReadDeadline(time.Now().Add(demoStepTimeout))
-	n, _ := io.Copy(io.Discard, c)
-	return got + int(n)
-}
-
-// clientSteps plays the client's side; nil means the server closed in order
-// after the last step.
-func clientSteps(c net.Conn, steps []patch.Step, got *int) error {
-	for _, st := range steps {
-		if st.Dir == dataplane.ToServer {
-			if _, err := c.Write(st.Data); err != nil {
-				return err
-			}
-			continue
-		}
-		_ = c.SetReadDeadline(time.Now().Add(demoStepTimeout))
-		n, err := io.ReadFull(c, make([]byte, len(st.Data)))
-		*got += n
-		if err != nil {
-			return err
-		}
-	}
-	if tc, ok := c.(*net.TCPConn); ok {
-		if err := tc.CloseWrite(); err != nil {
-			return err
-		}
-	}
-	_ = c.SetReadDeadline(time.Now().Add(demoStepTimeout))
-	n, err := io.Copy(io.Discard, c)
-	*got += int(n)
-	return err
-}
-
 // runUDP plays a UDP test, one datagram per step. A datagram a node drops
 // never arrives, and the conversation stops there.
 func (e *demoEnv) runUDP(c *demoCase, addr string) caseResult {
 	r := caseResult{Case: c, Addr: addr}
-	r.WantServer, r.WantClient = want(c.Test.Steps)
+	r.WantServer, r.WantClient = lab.StepBytes(c.Test.Steps)
 	conn, err := e.dialCase("udp", addr)
 	if err != nil {
 		r.Err = err
