@@ -143,20 +143,23 @@ func runFailover(t *testing.T, sharing bool) failoverResult {
 		}
 	}
 
-	var mu sync.Mutex
-	var withdrawnAt time.Time
-	wcfg.OnChange = func(node int, up bool, at time.Time) {
-		if node == failoverKill && !up {
-			mu.Lock()
-			withdrawnAt = at
-			mu.Unlock()
-		}
-	}
 	w, err := l.StartWithdrawal(wcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.Stop)
+	// Every node must be in the routers' groups (and have passed checks for a
+	// while) before the sessions start, or they would not spread.
+	if !waitFor(20*time.Second, func() bool {
+		for _, n := range l.Nodes {
+			if up, since := w.Up(n.Index); !up || (!since.IsZero() && time.Since(since) < time.Second) {
+				return false
+			}
+		}
+		return true
+	}) {
+		t.Fatalf("not every node stayed in the routers' groups before the kill")
+	}
 	srv := startHTTPServer(t, l.Servers[0].NS)
 	_ = srv
 	host4 := l.Servers[0].Addr4.String()
@@ -230,9 +233,11 @@ func runFailover(t *testing.T, sharing bool) failoverResult {
 	if err := w.Err(); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
+	_, withdrawnAt := w.Up(failoverKill)
+	if withdrawnAt.Before(killAt) {
+		t.Fatalf("node %d was withdrawn before the kill (%v)", failoverKill, killAt.Sub(withdrawnAt))
+	}
 	res := failoverResult{sessions: failoverSessions, withdrawal: withdrawnAt.Sub(killAt)}
-	mu.Unlock()
 	t.Logf("sharing %v: node %d withdrawn %v after SIGKILL", sharing, failoverKill, res.withdrawal.Round(time.Millisecond))
 
 	// The connection that crossed node 1 now crosses a survivor.

@@ -15,9 +15,12 @@ import (
 // the health check that R1 and R2 run against every node and how many
 // failures withdraw a node.
 type WithdrawalConfig struct {
-	// Interval between two health checks of a node; each check times out
-	// after Interval too.
+	// Interval between two health checks of a node.
 	Interval time.Duration
+	// Timeout bounds one check. A dead node refuses the connection at once,
+	// so detection does not depend on it; it only keeps a live node that
+	// answers slowly under load (a busy machine, GC) from being withdrawn.
+	Timeout time.Duration
 	// Failures is how many consecutive failed checks withdraw a node, and
 	// how many consecutive good ones restore it.
 	Failures int
@@ -31,10 +34,11 @@ type WithdrawalConfig struct {
 	OnChange func(node int, up bool, at time.Time)
 }
 
-// DefaultWithdrawalConfig returns checks every 100 ms, 3 failures, health
-// port 9100, 128 buckets.
+// DefaultWithdrawalConfig returns checks every 100 ms with a 1 s timeout,
+// 3 failures, health port 9100, 128 buckets.
 func DefaultWithdrawalConfig() WithdrawalConfig {
-	return WithdrawalConfig{Interval: 100 * time.Millisecond, Failures: 3, HealthPort: DefaultHealthPort, Buckets: 128}
+	return WithdrawalConfig{Interval: 100 * time.Millisecond, Timeout: time.Second, Failures: 3,
+		HealthPort: DefaultHealthPort, Buckets: 128}
 }
 
 // DefaultHealthPort is the port of a node's /healthz (that of DefaultMetricsAddr).
@@ -45,6 +49,8 @@ func (c WithdrawalConfig) Validate() error {
 	switch {
 	case c.Interval < 10*time.Millisecond || c.Interval > time.Minute:
 		return fmt.Errorf("lab: withdrawal: Interval %v is not within 10ms..1m", c.Interval)
+	case c.Timeout < 10*time.Millisecond || c.Timeout > time.Minute:
+		return fmt.Errorf("lab: withdrawal: Timeout %v is not within 10ms..1m", c.Timeout)
 	case c.Failures < 1 || c.Failures > 100:
 		return fmt.Errorf("lab: withdrawal: Failures %d is not within 1..100", c.Failures)
 	case c.HealthPort < 1 || c.HealthPort > 65535:
@@ -192,7 +198,7 @@ func (w *Withdrawal) loop(ctx context.Context) {
 	fails, goods := make([]int, n), make([]int, n)
 	client := &http.Client{
 		Transport: &http.Transport{DialContext: Dialer(w.l.R1.NS), DisableKeepAlives: true},
-		Timeout:   w.cfg.Interval,
+		Timeout:   w.cfg.Timeout,
 	}
 	tick := time.NewTicker(w.cfg.Interval)
 	defer tick.Stop()
