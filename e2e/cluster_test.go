@@ -37,31 +37,8 @@ const (
 // that node) is reset exactly where v2 is applied. No session breaks.
 func TestClusterRolloutThroughLab(t *testing.T) {
 	requireE2E(t)
-	patches, err := filepath.Abs(catalog)
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
-	cfg := lab.DefaultConfig()
-	cfg.Variant, cfg.Nodes, cfg.Fail = lab.L3, 3, "open"
-	cfg.Patches, cfg.Binary = patches, patchgateBin
-	cfg.StateRoot = t.TempDir()
-	l, err := lab.Up(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, n := range l.Nodes {
-				if data, err := os.ReadFile(l.NodeLogPath(n.Index)); err == nil {
-					t.Logf("node %d log:\n%s", n.Index, tail(data, 6000))
-				}
-			}
-		}
-		if err := l.Down(); err != nil {
-			t.Errorf("lab down: %v", err)
-		}
-	})
+	l := upLab(t, lab.L3, "open")
 	if err := l.ClusterRoutes(); err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +98,7 @@ func TestClusterRolloutThroughLab(t *testing.T) {
 	srv := startHTTPServer(t, l.Servers[0].NS)
 	addr := net.JoinHostPort(l.Servers[0].Addr4.String(), "80")
 	cli := l.Clients[0].NS
-	v1, err := patchset.Build(patches, 1, key, patchset.Meta{Author: "e2e", Message: "catalog"})
+	v1, err := patchset.Build(catalog, 1, key, patchset.Meta{Author: "e2e", Message: "catalog"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +187,7 @@ func TestClusterRolloutThroughLab(t *testing.T) {
 
 	// v2 = catalog + the lab patch, canary on node 2.
 	v2dir := filepath.Join(dir, "v2")
-	copyTree(t, patches, v2dir)
+	copyTree(t, catalog, v2dir)
 	if err := os.WriteFile(filepath.Join(v2dir, "PG-LAB-1.yaml"), []byte(labPatch), 0o644); err != nil {
 		t.Fatal(err)
 	}

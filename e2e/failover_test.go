@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -75,30 +73,7 @@ type failoverResult struct {
 
 // runFailover runs the kill scenario with the bus on (sharing) or off.
 func runFailover(t *testing.T, sharing bool) failoverResult {
-	patches, err := filepath.Abs(catalog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := lab.DefaultConfig()
-	cfg.Variant, cfg.Nodes, cfg.Fail = lab.L3, 3, "open"
-	cfg.Patches, cfg.Binary = patches, patchgateBin
-	cfg.StateRoot = t.TempDir()
-	l, err := lab.Up(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, n := range l.Nodes {
-				if data, err := os.ReadFile(l.NodeLogPath(n.Index)); err == nil {
-					t.Logf("node %d log:\n%s", n.Index, tail(data, 4000))
-				}
-			}
-		}
-		if err := l.Down(); err != nil {
-			t.Errorf("lab down: %v", err)
-		}
-	})
+	l := upLab(t, lab.L3, "open")
 	if err := l.ClusterRoutes(); err != nil {
 		t.Fatal(err)
 	}

@@ -89,8 +89,22 @@ var variants = []lab.Variant{lab.L3, lab.L2}
 
 // startLab builds a 3-node lab of the variant, starts patchgate on every
 // node with the fail policy, and tears everything down when the test ends.
-// Node logs are printed when the test fails.
 func startLab(t *testing.T, v lab.Variant, fail string) *lab.Lab {
+	t.Helper()
+	l := upLab(t, v, fail)
+	for _, n := range l.Nodes {
+		if err := l.StartNode(n.Index); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return l
+}
+
+// upLab builds a 3-node lab of the variant with the shipped catalog and the
+// fail policy, without starting the nodes (tests that write their own node
+// files start them), and tears it down when the test ends. Node logs and
+// metrics are printed when the test fails.
+func upLab(t *testing.T, v lab.Variant, fail string) *lab.Lab {
 	t.Helper()
 	patches, err := filepath.Abs(catalog)
 	if err != nil {
@@ -120,11 +134,6 @@ func startLab(t *testing.T, v lab.Variant, fail string) *lab.Lab {
 			t.Errorf("lab down: %v", err)
 		}
 	})
-	for _, n := range l.Nodes {
-		if err := l.StartNode(n.Index); err != nil {
-			t.Fatal(err)
-		}
-	}
 	return l
 }
 

@@ -109,9 +109,6 @@ func (p *Patch) whenError(err error) error {
 	return &Error{File: p.File, Line: line, Field: "when", Msg: msg}
 }
 
-// ForEvent returns the patches subscribed to an event name.
-func (prog *Program) ForEvent(name string) []*Compiled { return prog.byEvent[name] }
-
 // Lookup returns the compiled patch with the given id.
 func (prog *Program) Lookup(id string) *Compiled {
 	for _, c := range prog.Patches {

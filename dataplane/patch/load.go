@@ -174,7 +174,7 @@ func Parse(name string, data []byte) (*Patch, error) {
 			}
 		case "when":
 			p.When = ps.str(v, key)
-			p.whenLine, p.whenCol = v.Line, v.Column
+			p.whenLine = v.Line
 			p.whenBlock = v.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0
 		case "action":
 			switch ps.oneOf(v, key, actionNames) {

@@ -112,7 +112,6 @@ type Patch struct {
 	lines map[string]int
 	// whenLine/whenBlock locate the predicate in the file for error messages.
 	whenLine  int
-	whenCol   int
 	whenBlock bool
 }
 

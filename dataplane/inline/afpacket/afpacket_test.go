@@ -1,8 +1,6 @@
 package afpacket
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -64,37 +62,7 @@ func startWith(t testing.TB, tp *inlinetest.Topology, fail inline.FailPolicy, ne
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	stopped := false
-	stop := func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(10 * time.Second):
-			t.Fatal("backend did not stop")
-			return nil
-		}
-	}
-	t.Cleanup(func() { _ = stop() })
-	inlinetest.CheckFor(t, 5*time.Second, func() error {
-		select {
-		case err := <-done:
-			t.Fatalf("backend stopped: %v", err)
-		default:
-		}
-		if !b.Ready() {
-			return errors.New("not ready")
-		}
-		return nil
-	})
-	return b, stop
+	return b, inlinetest.Run(t, b)
 }
 
 func TestBridgeBenignPassesExploitIsReset(t *testing.T) {
