@@ -35,8 +35,11 @@ const (
 	demoRequestTimeout = 4 * time.Second
 	// demoKillRequests requests demoKillPause apart make a session of the
 	// kill phase, so that sessions are in flight when the node dies.
-	demoKillRequests = 8
+	demoKillRequests = 20
 	demoKillPause    = 100 * time.Millisecond
+	// demoNewPatch is the patch the L3 demo holds back from patch set v1
+	// and rolls out as v2 with patchctl.
+	demoNewPatch = "CVE-2022-22965"
 )
 
 // demoOptions configures `patchgate demo`.
@@ -58,6 +61,9 @@ type demoOptions struct {
 	KillFor time.Duration
 	// Timeout bounds the whole demo.
 	Timeout time.Duration
+	// NewPatch is the patch id held back from patch set v1 and rolled out
+	// as v2 (L3 variant; "" or an id the catalog lacks skips that phase).
+	NewPatch string
 }
 
 // defaultDemoOptions returns a 3-node L3 (NFQUEUE) demo of the shipped catalog.
@@ -65,7 +71,7 @@ func defaultDemoOptions() demoOptions {
 	return demoOptions{
 		Patches: defaultPatchDir(), Variant: lab.L3, Nodes: lab.DefaultNodes, StateRoot: lab.DefaultStateRoot,
 		Sessions: demoDefaultSessions, Requests: demoDefaultRequests, Parallel: demoDefaultParallel,
-		Kill: demoDefaultKill, KillFor: demoDefaultKillFor, Timeout: demoDefaultTimeout,
+		Kill: demoDefaultKill, KillFor: demoDefaultKillFor, Timeout: demoDefaultTimeout, NewPatch: demoNewPatch,
 	}
 }
 
@@ -108,6 +114,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.Kill, "kill", o.Kill, "node to kill (SIGKILL) mid-traffic; 0 skips that phase")
 	fs.DurationVar(&o.KillFor, "kill-for", o.KillFor, "how long traffic runs around the kill")
 	fs.DurationVar(&o.Timeout, "timeout", o.Timeout, "bound on the whole demo")
+	fs.StringVar(&o.NewPatch, "new-patch", o.NewPatch, "patch held back from v1 and rolled out as v2 with patchctl (l3; \"\" skips)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -160,37 +167,46 @@ func demoCases(prog *patch.Program) ([]*demoCase, error) {
 	var out []*demoCase
 	for _, c := range prog.Patches {
 		for i := range c.Tests {
-			tc := &c.Tests[i]
-			capture, err := engine.TestFrames(c.Patch, tc, engine.PlainVariant)
+			dc, err := evalCase(prog, c.Patch, &c.Tests[i])
 			if err != nil {
-				return nil, fmt.Errorf("demo: %s line %d: %w", c.ID, tc.Line, err)
+				return nil, err
 			}
-			cfg := engine.DefaultConfig()
-			cfg.Checksums = engine.ChecksumValidate
-			e, err := engine.New(cfg, prog, &engine.AlertRecorder{})
-			if err != nil {
-				return nil, fmt.Errorf("demo: engine: %w", err)
+			if dc.Test.Match && dc.Want == dataplane.Pass {
+				return nil, fmt.Errorf("demo: %s line %d: exploit %q passes the offline engine", c.ID, dc.Test.Line, dc.Test.Name)
 			}
-			w := e.NewWorker()
-			v := dataplane.Pass
-			for _, fr := range capture.Frames {
-				v = v.Stronger(w.Process(capture.LinkType, fr.Data, fr.CI.Timestamp).Verdict)
-			}
-			if tc.Match && v == dataplane.Pass {
-				return nil, fmt.Errorf("demo: %s line %d: exploit %q passes the offline engine", c.ID, tc.Line, tc.Name)
-			}
-			port := tc.ServerPort
-			if port == 0 {
-				spec, ok := analyzer.Lookup(c.Protocol)
-				if !ok || len(spec.Ports) == 0 {
-					return nil, fmt.Errorf("demo: %s: protocol %q has no default port", c.ID, c.Protocol)
-				}
-				port = spec.Ports[0]
-			}
-			out = append(out, &demoCase{Patch: c.Patch, Test: tc, Want: v, Port: port})
+			out = append(out, dc)
 		}
 	}
 	return out, nil
+}
+
+// evalCase decides what the offline engine enforcing prog does with test tc
+// of patch p (which prog need not contain).
+func evalCase(prog *patch.Program, p *patch.Patch, tc *patch.Test) (*demoCase, error) {
+	capture, err := engine.TestFrames(p, tc, engine.PlainVariant)
+	if err != nil {
+		return nil, fmt.Errorf("demo: %s line %d: %w", p.ID, tc.Line, err)
+	}
+	cfg := engine.DefaultConfig()
+	cfg.Checksums = engine.ChecksumValidate
+	e, err := engine.New(cfg, prog, &engine.AlertRecorder{})
+	if err != nil {
+		return nil, fmt.Errorf("demo: engine: %w", err)
+	}
+	w := e.NewWorker()
+	v := dataplane.Pass
+	for _, fr := range capture.Frames {
+		v = v.Stronger(w.Process(capture.LinkType, fr.Data, fr.CI.Timestamp).Verdict)
+	}
+	port := tc.ServerPort
+	if port == 0 {
+		spec, ok := analyzer.Lookup(p.Protocol)
+		if !ok || len(spec.Ports) == 0 {
+			return nil, fmt.Errorf("demo: %s: protocol %q has no default port", p.ID, p.Protocol)
+		}
+		port = spec.Ports[0]
+	}
+	return &demoCase{Patch: p, Test: tc, Want: v, Port: port}, nil
 }
 
 // runDemo builds the lab, runs the phases, prints the tables and tears the
@@ -201,12 +217,43 @@ func runDemo(ctx context.Context, o demoOptions, w io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	cases, err := demoCases(prog)
+	// The L3 demo runs the nodes as a cluster: patch set v1 is the catalog
+	// without o.NewPatch, which is rolled out later as v2.
+	clustered := o.Variant == lab.L3
+	enforced, v1Dir := prog, o.Patches
+	var rollout []rolloutCase
+	if clustered && o.NewPatch != "" {
+		tmp, err := os.MkdirTemp("", "patchgate-demo-v1-")
+		if err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+		defer os.RemoveAll(tmp)
+		held, err := splitCatalog(o.Patches, tmp, o.NewPatch)
+		if err != nil {
+			return err
+		}
+		if held != "" {
+			if enforced, err = loadProgram(tmp); err != nil {
+				return err
+			}
+			v1Dir = tmp
+			if rollout, err = rolloutCases(prog, enforced, o.NewPatch); err != nil {
+				return err
+			}
+		}
+	}
+	cases, err := demoCases(enforced)
 	if err != nil {
 		return err
 	}
 	cfg := lab.DefaultConfig()
 	cfg.Variant, cfg.Nodes, cfg.Prefix, cfg.StateRoot, cfg.Patches = o.Variant, o.Nodes, o.Prefix, o.StateRoot, o.Patches
+	if clustered {
+		// With flow sharing, a dead node's share is better dropped until the
+		// routers withdraw it (TCP retransmits to the node that takes it
+		// over) than forwarded uninspected by its queue-bypass rules.
+		cfg.Fail = "closed"
+	}
 	if exe, err := os.Executable(); err == nil {
 		cfg.Binary = exe
 	}
@@ -228,6 +275,13 @@ func runDemo(ctx context.Context, o demoOptions, w io.Writer) (err error) {
 	}()
 	fmt.Fprintf(w, "   lab %s: client %s → R1 (ECMP over %d nodes) → R2 → server %s; state in %s\n",
 		l.Prefix, l.Clients[0].Addr4, len(l.Nodes), l.Servers[0].Addr4, l.Dir)
+	var cl *demoCluster
+	if clustered {
+		if cl, err = newDemoCluster(l, w, v1Dir); err != nil {
+			return err
+		}
+		defer cl.close()
+	}
 	for _, n := range l.Nodes {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("demo: %w", err)
@@ -236,13 +290,22 @@ func runDemo(ctx context.Context, o demoOptions, w io.Writer) (err error) {
 			return fmt.Errorf("demo: %w", err)
 		}
 	}
-	fmt.Fprintf(w, "   patchgate running on %s with %d patches (%s)\n", nodeList(l.Nodes, 0), len(prog.Patches), o.Patches)
-
-	env, err := newDemoEnv(l, cases, w)
+	servers := cases
+	for _, r := range rollout {
+		servers = append(servers, r.after)
+	}
+	env, err := newDemoEnv(l, servers, w)
 	if err != nil {
 		return err
 	}
 	defer env.close()
+	if clustered {
+		if err := env.formCluster(ctx, cl, v1Dir, len(enforced.Patches)); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(w, "   patchgate running on %s with %d patches (%s)\n", nodeList(l.Nodes, 0), len(prog.Patches), o.Patches)
+	}
 	var failures []string
 	fail := func(format string, args ...any) { failures = append(failures, fmt.Sprintf(format, args...)) }
 
@@ -296,8 +359,18 @@ func runDemo(ctx context.Context, o demoOptions, w io.Writer) (err error) {
 		fail("the HTTP server's handler saw %d exploit requests", seen)
 	}
 
-	if o.Kill > 0 {
+	switch {
+	case o.Kill > 0 && clustered:
+		if err := env.clusterKillPhase(ctx, o, cl, fail); err != nil {
+			return err
+		}
+	case o.Kill > 0:
 		if err := env.killPhase(ctx, o, fail); err != nil {
+			return err
+		}
+	}
+	if clustered && len(rollout) > 0 {
+		if err := env.rolloutPhase(ctx, o, cl, rollout, fail); err != nil {
 			return err
 		}
 	}
@@ -310,6 +383,11 @@ func runDemo(ctx context.Context, o demoOptions, w io.Writer) (err error) {
 			fmt.Fprintln(w, "   "+f)
 		}
 		return fmt.Errorf("demo: %d checks failed", len(failures))
+	}
+	if clustered {
+		fmt.Fprintf(w, "\n== PASS: every exploit of the enforced patch sets blocked (none reached the server), all benign traffic delivered,\n"+
+			"   no session broken by the node failure or the rollout\n")
+		return nil
 	}
 	fmt.Fprintf(w, "\n== PASS: every exploit blocked (none reached the server), all benign traffic delivered\n")
 	return nil

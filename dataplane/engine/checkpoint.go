@@ -85,6 +85,7 @@ func (s *shard) install(key flow.Key, f *Flow, now time.Time) error {
 	class := flow.Datagram
 	if f.conn != nil {
 		class = classOf(f.conn.State)
+		f.conn.MarkMoved()
 	}
 	if f.Blocked {
 		class = flow.Closing

@@ -131,6 +131,9 @@ type Half struct {
 	// SYN options announced by this sender.
 	synWScale bool
 	synTS     bool
+	// wndStale: the receiver's window comes from another node's checkpoint
+	// and has not been confirmed by an acknowledgement since (MarkMoved).
+	wndStale bool
 
 	// TSRecent is the last timestamp value seen from this sender (PAWS).
 	TSRecent uint32
@@ -152,9 +155,26 @@ type Conn struct {
 	State State
 	// Midstream is true when the connection was picked up without a handshake.
 	Midstream bool
+	// Moved is true for a connection resumed from a checkpoint another node
+	// exported (MarkMoved; not part of the state). Like a midstream pickup,
+	// it may have missed bytes the old node forwarded after its last
+	// checkpoint, so a hole its receiver acknowledges is skipped as a gap
+	// (see GapOnAck) instead of stalling the connection.
+	Moved bool
 	// TS is true when both sides negotiated timestamps (PAWS applies).
 	TS   bool
 	Half [2]Half
+}
+
+// MarkMoved marks a connection resumed from another node's checkpoint:
+// holes its receivers acknowledge are skipped as gaps, and until each
+// receiver's first acknowledgement after the move, the windows recorded in
+// the checkpoint (possibly stale: the sender may be far ahead) do not drop
+// data beyond their right edge. Such data is buffered out of order as usual,
+// so it is inspected once the receiver's acknowledgement closes the hole.
+func (c *Conn) MarkMoved() {
+	c.Moved = true
+	c.Half[0].wndStale, c.Half[1].wndStale = true, true
 }
 
 // New returns a connection in StateNew.
@@ -448,7 +468,7 @@ func (c *Conn) checkWindow(h *Half, seq uint32, n int) (Result, bool) {
 		return res, true
 	}
 	wnd := h.WndEdge - h.Acked
-	if n > 0 && !seqLT(seq, h.WndEdge) && !(wnd == 0 && seq == h.Acked && n == 1) {
+	if n > 0 && !h.wndStale && !seqLT(seq, h.WndEdge) && !(wnd == 0 && seq == h.Acked && n == 1) {
 		// Starts at or beyond the right edge (a 1-byte zero-window probe excepted).
 		res.Verdict, res.Reason = dataplane.Drop, dataplane.ReasonTCPWindow
 		return res, false
@@ -470,7 +490,7 @@ func (c *Conn) ack(dir dataplane.Direction, p *decode.Packet, deliver Receiver) 
 		return
 	}
 	if seqLT(o.Next, a) {
-		if c.cfg.GapOnAck && c.State >= StateEstablished && !o.FINDone && a-o.Next <= maxAckGap {
+		if (c.cfg.GapOnAck || c.Midstream || c.Moved) && c.State >= StateEstablished && !o.FINDone && a-o.Next <= maxAckGap {
 			c.skip(dir.Reverse(), a, deliver)
 		} else {
 			// Never trust an acknowledgement beyond what we forwarded.
@@ -480,6 +500,7 @@ func (c *Conn) ack(dir dataplane.Direction, p *decode.Packet, deliver Receiver) 
 	if !o.AckedKnown || seqLT(o.Acked, a) {
 		o.Acked, o.AckedKnown = a, true
 	}
+	o.wndStale = false
 	edge := a + uint32(p.Window)<<h.WShift
 	if !o.AckedKnown || seqLT(o.WndEdge, edge) || o.WndEdge == 0 {
 		o.WndEdge = edge

@@ -455,3 +455,65 @@ func TestGapOnAck(t *testing.T) {
 		t.Fatalf("inline: gap %d, stream %q", r2.gaps[c2s], r2.got[c2s].String())
 	}
 }
+
+// TestGapOnAckMoved: inline (GapOnAck off), a connection resumed from
+// another node's checkpoint that is behind what that node forwarded sees
+// the receiver acknowledge the bytes it missed: it skips them as a gap
+// instead of stalling the connection.
+func TestGapOnAckMoved(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.GapOnAck = false
+	c, r := New(cfg), &recorder{}
+	run(t, c, r, append(handshake(),
+		seg{dir: c2s, flags: PA, seq: cISN + 1, ack: sISN + 1, data: "GET /a HTTP/1.1\r\n\r\n"},
+	))
+	c.MarkMoved() // as the engine does on import
+	run(t, c, r, []seg{
+		// forwarded by the old node after its checkpoint: 22 bytes at cISN+20
+		{dir: c2s, flags: PA, seq: cISN + 42, ack: sISN + 1, data: "GET /c"},
+		{dir: s2c, flags: A, seq: sISN + 1, ack: cISN + 48},
+		{dir: c2s, flags: PA, seq: cISN + 48, ack: sISN + 1, data: " HTTP/1.1\r\n\r\n"},
+	})
+	if r.gaps[c2s] != 22 {
+		t.Fatalf("gap %d, want 22", r.gaps[c2s])
+	}
+	if got := r.got[c2s].String(); got != "GET /a HTTP/1.1\r\n\r\nGET /c HTTP/1.1\r\n\r\n" {
+		t.Fatalf("stream %q", got)
+	}
+}
+
+// TestMovedStaleWindow: a bulk transfer resumed from a checkpoint far behind
+// the sender (beyond the window the checkpoint recorded) is not dropped as
+// out of window; the receiver's acknowledgement closes the hole and the
+// stream goes on. Without MarkMoved the same segment is dropped.
+func TestMovedStaleWindow(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.GapOnAck = false
+	for _, moved := range []bool{false, true} {
+		c, r := New(cfg), &recorder{}
+		run(t, c, r, append(handshake(),
+			seg{dir: c2s, flags: PA, seq: cISN + 1, ack: sISN + 1, data: "GET /big HTTP/1.1\r\n\r\n"},
+			seg{dir: s2c, flags: A, seq: sISN + 1, ack: cISN + 23},
+		))
+		if moved {
+			c.MarkMoved()
+		}
+		ahead := uint32(sISN + 1 + 200000) // far beyond the 65535-byte window recorded
+		res := run(t, c, r, []seg{
+			{dir: s2c, flags: PA, seq: ahead, ack: cISN + 23, data: "body bytes"},
+			{dir: c2s, flags: A, seq: cISN + 23, ack: ahead + 10},
+		})
+		if !moved {
+			if res[0].Verdict != dataplane.Drop || res[0].Reason != dataplane.ReasonTCPWindow {
+				t.Fatalf("not moved: segment beyond the window: %+v", res[0])
+			}
+			continue
+		}
+		if res[0].Verdict != dataplane.Pass {
+			t.Fatalf("moved: segment beyond the stale window: %+v", res[0])
+		}
+		if r.gaps[s2c] != 200000 || r.got[s2c].String() != "body bytes" {
+			t.Fatalf("moved: gap %d, stream %q", r.gaps[s2c], r.got[s2c].String())
+		}
+	}
+}
