@@ -41,7 +41,11 @@ func rolloutOf(r *consensus.Rollout) *pb.Rollout {
 func (s *Server) localStatus() *pb.NodeStatus {
 	m := s.cl.LocalMeta()
 	ns := &pb.NodeStatus{Name: s.cl.Name(), ApiAddr: s.adv, RaftAddr: s.cl.RaftAddr(), Gossip: string(consensus.MemberAlive),
-		Health: m.Health, AppliedVersion: m.Version, AppliedHash: m.Hash, Drained: m.Drained}
+		Health: m.Health, AppliedVersion: m.Version, AppliedHash: m.Hash, Drained: m.Drained,
+		DrainPhase: m.DrainPhase, DrainFlowsRemaining: uint64(max(m.DrainFlows, 0))}
+	if d, ok := s.local.(DrainReporter); ok {
+		ns.DrainPhase, ns.DrainFlowsRemaining = d.Drain()
+	}
 	if s.local != nil {
 		t := s.local.Traffic()
 		ns.Packets, ns.Alerts, ns.PacketsPerSecond = t.Packets, t.Alerts, t.PacketsPerSecond
@@ -87,7 +91,8 @@ func (s *Server) Status(ctx context.Context, r *pb.StatusRequest) (*pb.StatusRes
 		}
 		seen[m.Name] = true
 		ns := &pb.NodeStatus{Name: m.Name, ApiAddr: m.Meta.APIAddr, RaftAddr: m.Meta.RaftAddr, RaftRole: roleOr(roles, m.Name),
-			Gossip: string(m.State), Health: m.Meta.Health, AppliedVersion: m.Meta.Version, AppliedHash: m.Meta.Hash, Drained: m.Meta.Drained}
+			Gossip: string(m.State), Health: m.Meta.Health, AppliedVersion: m.Meta.Version, AppliedHash: m.Meta.Hash, Drained: m.Meta.Drained,
+			DrainPhase: m.Meta.DrainPhase, DrainFlowsRemaining: uint64(max(m.Meta.DrainFlows, 0))}
 		resp.Nodes = append(resp.Nodes, ns)
 		if m.State != consensus.MemberAlive && m.State != consensus.MemberSuspect {
 			ns.StatsError = "not alive"
@@ -137,6 +142,9 @@ func (s *Server) fillTraffic(ctx context.Context, ns *pb.NodeStatus) {
 	if len(pr.Nodes) == 1 {
 		p := pr.Nodes[0]
 		ns.Packets, ns.Alerts, ns.PacketsPerSecond, ns.Health = p.Packets, p.Alerts, p.PacketsPerSecond, p.Health
+		if p.DrainPhase != "" { // the peer's own view is fresher than its gossip
+			ns.DrainPhase, ns.DrainFlowsRemaining = p.DrainPhase, p.DrainFlowsRemaining
+		}
 	}
 }
 

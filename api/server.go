@@ -33,6 +33,16 @@ type Local interface {
 	TopFlows(limit int) *pb.TopFlowsResponse
 }
 
+// DrainReporter is implemented by a Local that knows its node's drain
+// phase; the API then reports it in the node's own status row (a node's
+// gossiped metadata carries the same, refreshed less often). Like Local, it
+// is called concurrently from gRPC handlers and must be safe for it.
+type DrainReporter interface {
+	// Drain returns the drain phase (announce, draining, drained) and the
+	// flows still sending through the node while it drains.
+	Drain() (phase string, flowsRemaining uint64)
+}
+
 // Server is a node's API server. Create it with New (which opens the
 // listener, so the address can be advertised before the cluster starts), then
 // Serve it.

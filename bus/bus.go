@@ -19,6 +19,7 @@
 package bus
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -62,8 +63,9 @@ type Bus struct {
 	cache *Cache
 	lk    *lookups
 
-	live  atomic.Pointer[LiveFunc]
-	peers atomic.Int64
+	live     atomic.Pointer[LiveFunc]
+	peers    atomic.Int64
+	draining atomic.Pointer[map[string]bool]
 
 	subs      []*nats.Subscription
 	stop      chan struct{}
@@ -223,12 +225,12 @@ func (b *Bus) onBatch(m *nats.Msg) {
 	if len(m.Data) > 5 && int(m.Data[4]) <= len(m.Data)-5 && string(m.Data[5:5+int(m.Data[4])]) == b.cfg.NodeID {
 		return // our own batch (NoEcho normally prevents this)
 	}
-	_, err := decodeBatch(m.Data, func(_ string, e batchEntry) {
+	_, err := decodeBatch(m.Data, func(origin string, e batchEntry) {
 		switch e.kind {
 		case entryRecord:
 			// The message buffer is ours (nats.go copies each message), but
 			// copy anyway so one cached record does not pin a whole batch.
-			b.cache.offer(append([]byte(nil), e.payload...))
+			b.cache.offerFrom(origin, append([]byte(nil), e.payload...))
 		case entryTombstone:
 			k, err := decodeKey(e.payload)
 			if err != nil {
@@ -270,6 +272,13 @@ func (b *Bus) Publish(k flow.Key, rec []byte) { b.pub.Publish(k, rec) }
 // Publisher.PublishOwned). It never blocks.
 func (b *Bus) PublishOwned(k flow.Key, rec []byte) { b.pub.PublishOwned(k, rec) }
 
+// PublishWait queues the checkpoint record of flow k, waiting for room in
+// the queue until ctx ends (see Publisher.PublishWait). Not for the packet
+// path.
+func (b *Bus) PublishWait(ctx context.Context, k flow.Key, rec []byte) error {
+	return b.pub.PublishWait(ctx, k, rec)
+}
+
 // Delete queues a tombstone for flow k (see Publisher.Delete). It never
 // blocks.
 func (b *Bus) Delete(k flow.Key) { b.pub.Delete(k) }
@@ -300,6 +309,29 @@ func (b *Bus) SetLive(fn LiveFunc) {
 		return
 	}
 	b.live.Store(&fn)
+}
+
+// SetDraining tells the bus which peers (by NodeID) are draining: their
+// flows are moving away from them while they still hold them live, so a
+// checkpoint they published may be older than their live state. Resume then
+// asks the bus (where the draining node answers from its engine) before it
+// trusts such a cached record. nil or empty: no peer is draining.
+func (b *Bus) SetDraining(nodes []string) {
+	if len(nodes) == 0 {
+		b.draining.Store(nil)
+		return
+	}
+	m := make(map[string]bool, len(nodes))
+	for _, n := range nodes {
+		m[n] = true
+	}
+	b.draining.Store(&m)
+}
+
+// IsDraining reports whether node is in the SetDraining set.
+func (b *Bus) IsDraining(node string) bool {
+	m := b.draining.Load()
+	return m != nil && node != "" && (*m)[node]
 }
 
 // SetPeers tells the bus how many other nodes answer lookups (membership

@@ -40,6 +40,7 @@ type Cache struct {
 type cacheEntry struct {
 	key        flow.Key
 	rec        []byte // nil for a tombstone
+	origin     string // NodeID of the node that published rec ("" unknown)
 	created    int64  // Record.Created of the flow incarnation (UnixNano)
 	packets    uint64 // Packets of both directions
 	touched    time.Time
@@ -59,30 +60,31 @@ func newCache(maxEntries int, maxBytes int64, idle time.Duration, st *stats) *Ca
 // Get returns the cached checkpoint record of k, or nil. The returned slice
 // is shared and must not be modified.
 func (c *Cache) Get(k flow.Key) []byte {
-	rec, _ := c.get(k)
+	rec, _, _ := c.get(k)
 	return rec
 }
 
-// get returns k's record, or whether k's flow is known to have ended.
-func (c *Cache) get(k flow.Key) (rec []byte, ended bool) {
+// get returns k's record and the node that published it, or whether k's
+// flow is known to have ended.
+func (c *Cache) get(k flow.Key) (rec []byte, origin string, ended bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.m[k]
 	if e == nil {
-		return nil, false
+		return nil, "", false
 	}
 	now := c.now()
 	if now.Sub(e.touched) > c.idle {
 		c.remove(e)
 		c.expired++
-		return nil, false
+		return nil, "", false
 	}
 	if e.rec == nil {
-		return nil, true
+		return nil, "", true
 	}
 	e.touched = now
 	c.moveFront(e)
-	return e.rec, false
+	return e.rec, e.origin, false
 }
 
 // Len returns the number of cached records and tombstones.
@@ -108,7 +110,10 @@ func (c *Cache) counts() (evicted, expired uint64) {
 
 // offer validates rec and stores it if it is not older than the cached one.
 // rec must not be modified afterwards. It reports whether rec was stored.
-func (c *Cache) offer(rec []byte) bool {
+func (c *Cache) offer(rec []byte) bool { return c.offerFrom("", rec) }
+
+// offerFrom is offer for a record published by node origin.
+func (c *Cache) offerFrom(origin string, rec []byte) bool {
 	r, err := checkpoint.Unmarshal(rec)
 	if err != nil {
 		c.st.invalid.Add(1)
@@ -126,11 +131,11 @@ func (c *Cache) offer(rec []byte) bool {
 			return false
 		}
 		c.bytes -= e.size()
-		e.rec, e.created, e.packets, e.touched = rec, created, packets, now
+		e.rec, e.origin, e.created, e.packets, e.touched = rec, origin, created, packets, now
 		c.bytes += e.size()
 		c.moveFront(e)
 	} else {
-		e := &cacheEntry{key: r.Key, rec: rec, created: created, packets: packets, touched: now}
+		e := &cacheEntry{key: r.Key, rec: rec, origin: origin, created: created, packets: packets, touched: now}
 		c.insert(e)
 	}
 	c.st.received.Add(1)
@@ -146,7 +151,7 @@ func (c *Cache) tombstone(k flow.Key) {
 	now := c.now()
 	if e := c.m[k]; e != nil {
 		c.bytes -= e.size()
-		e.rec, e.touched = nil, now
+		e.rec, e.origin, e.touched = nil, "", now
 		c.bytes += e.size()
 		c.moveFront(e)
 	} else {

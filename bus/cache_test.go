@@ -41,7 +41,7 @@ func TestCacheOrderingAndTombstones(t *testing.T) {
 	}
 
 	c.tombstone(k)
-	if rec, ended := c.get(k); rec != nil || !ended {
+	if rec, _, ended := c.get(k); rec != nil || !ended {
 		t.Errorf("after tombstone: rec %v ended %v", rec != nil, ended)
 	}
 	if c.offer(testRecord(k, 100, 9, 200)) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -278,5 +279,49 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A cached record published by a peer that is draining is refreshed by a
+// lookup, where the draining peer answers from its live state: a flow that
+// moved in the middle of a message resumes from the state its old node
+// reached, not from the last boundary it published.
+func TestResumeAsksDrainingPeer(t *testing.T) {
+	buses := startCluster(t, 2, nil)
+	a, c := buses[0], buses[1]
+	k := testKey(500)
+	old, live := testRecord(k, 8000, 3, 200), testRecord(k, 8000, 7, 200)
+	var liveOn atomic.Bool
+	liveOn.Store(true)
+	c.SetLive(func(q flow.Key) []byte {
+		if q == k && liveOn.Load() {
+			return live
+		}
+		return nil
+	})
+	c.Publish(k, old)
+	waitFor(t, 5*time.Second, func() error {
+		if a.Cache().Get(k) == nil {
+			return errors.New("not cached on A yet")
+		}
+		return nil
+	})
+	if rec := a.Resume(k); !bytes.Equal(rec, old) {
+		t.Fatalf("Resume with no draining peer = %d packets, want the cached record", recordPackets(t, rec))
+	}
+	a.SetDraining([]string{c.cfg.NodeID})
+	if rec := a.Resume(k); !bytes.Equal(rec, live) {
+		t.Fatalf("Resume with the publisher draining = %d packets, want its live record", recordPackets(t, rec))
+	}
+	// The draining peer no longer holds the flow: the cached record serves.
+	liveOn.Store(false)
+	if rec := a.Resume(k); !bytes.Equal(rec, old) {
+		t.Fatalf("Resume with the flow gone from the draining peer = %d packets, want the cached record", recordPackets(t, rec))
+	}
+	a.SetDraining(nil)
+	h := a.Health()
+	if h.DrainLookups != 2 || h.BusHitsLive != 1 || h.CacheHits != 2 || h.BusHits != 1 {
+		t.Errorf("outcomes: drain lookups %d, bus live %d, cache %d, bus %d; want 2, 1, 2, 1",
+			h.DrainLookups, h.BusHitsLive, h.CacheHits, h.BusHits)
 	}
 }

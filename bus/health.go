@@ -42,8 +42,14 @@ type Health struct {
 	CacheEvicted, CacheExpired uint64
 
 	// Pickup outcomes of Resume and Lookup: found in the local cache, answered
-	// by a peer, no node had it, no answer within the timeout.
+	// by a peer, no node had it, no answer within the timeout. BusHits is
+	// BusHitsLive (a peer answered from its engine) plus BusHitsCached (from
+	// a peer's cache).
 	CacheHits, BusHits, Misses, Timeouts uint64
+	BusHitsLive, BusHitsCached           uint64
+	// DrainLookups counts Resume calls that found a record published by a
+	// draining peer and asked the bus for its live state first.
+	DrainLookups uint64
 	// LookupsServed counts lookups this node's responder answered with a
 	// record.
 	LookupsServed uint64
@@ -101,7 +107,8 @@ type stats struct {
 	received, invalid, stale                  atomic.Uint64
 	batchesOut, batchesIn                     atomic.Uint64
 	bytesOut, bytesIn                         atomic.Uint64
-	cacheHits, busHits, misses, timeouts      atomic.Uint64
+	cacheHits, busLive, busCached             atomic.Uint64
+	misses, timeouts, drainLookups            atomic.Uint64
 	served                                    atomic.Uint64
 	// lastDrop is the UnixNano time of the latest drop (0: never).
 	lastDrop atomic.Int64
@@ -112,6 +119,22 @@ type stats struct {
 func (s *stats) drop(n int) {
 	s.dropped.Add(uint64(n))
 	s.lastDrop.Store(time.Now().UnixNano())
+}
+
+// count counts one lookup or Resume outcome.
+func (s *stats) count(o outcome) {
+	switch o {
+	case outCacheHit:
+		s.cacheHits.Add(1)
+	case outBusLive:
+		s.busLive.Add(1)
+	case outBusCached:
+		s.busCached.Add(1)
+	case outMiss:
+		s.misses.Add(1)
+	case outTimeout:
+		s.timeouts.Add(1)
+	}
 }
 
 func (s *stats) fill(h *Health) {
@@ -127,7 +150,10 @@ func (s *stats) fill(h *Health) {
 	h.BytesOut = s.bytesOut.Load()
 	h.BytesIn = s.bytesIn.Load()
 	h.CacheHits = s.cacheHits.Load()
-	h.BusHits = s.busHits.Load()
+	h.BusHitsLive = s.busLive.Load()
+	h.BusHitsCached = s.busCached.Load()
+	h.BusHits = h.BusHitsLive + h.BusHitsCached
+	h.DrainLookups = s.drainLookups.Load()
 	h.Misses = s.misses.Load()
 	h.Timeouts = s.timeouts.Load()
 	h.LookupsServed = s.served.Load()

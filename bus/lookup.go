@@ -89,21 +89,34 @@ func (b *Bus) Lookup(ctx context.Context, k flow.Key) ([]byte, error) {
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	return b.lookup(k, deadline, ctx.Done(), ctx.Err)
+	rec, out, err := b.lookup(k, deadline, ctx.Done(), ctx.Err)
+	b.st.count(out)
+	return rec, err
 }
 
-func (b *Bus) lookup(k flow.Key, deadline time.Time, done <-chan struct{}, ctxErr func() error) ([]byte, error) {
+// outcome is how a lookup or a Resume ended (counted once per call).
+type outcome uint8
+
+const (
+	outNone outcome = iota // not counted (the caller's context ended)
+	outCacheHit
+	outBusLive
+	outBusCached
+	outMiss
+	outTimeout
+)
+
+// lookup is Lookup without counting: it also returns how it ended.
+func (b *Bus) lookup(k flow.Key, deadline time.Time, done <-chan struct{}, ctxErr func() error) ([]byte, outcome, error) {
 	if !b.conn.Load() {
-		b.st.misses.Add(1)
-		return nil, fmt.Errorf("bus: lookup: %w", nats.ErrConnectionClosed)
+		return nil, outMiss, fmt.Errorf("bus: lookup: %w", nats.ErrConnectionClosed)
 	}
 	id, ch := b.lk.register()
 	defer b.lk.unregister(id)
 	reply := b.lk.inbox + "." + strconv.FormatUint(id, 10)
 	subj := lookupSubject(b.cfg.SubjectPrefix, shardOf(k, b.cfg.Shards))
 	if err := b.nc.PublishRequest(subj, reply, encodeRequest(k)); err != nil {
-		b.st.misses.Add(1)
-		return nil, fmt.Errorf("bus: lookup: %w", err)
+		return nil, outMiss, fmt.Errorf("bus: lookup: %w", err)
 	}
 	peers := int(b.peers.Load())
 	timer := time.NewTimer(time.Until(deadline))
@@ -115,13 +128,11 @@ func (b *Bus) lookup(k flow.Key, deadline time.Time, done <-chan struct{}, ctxEr
 		answers    int
 		graceArmed bool
 	)
-	finish := func() ([]byte, error) {
+	finish := func() ([]byte, outcome, error) {
 		if best != nil {
-			b.st.busHits.Add(1)
-			return best, nil
+			return best, outBusCached, nil
 		}
-		b.st.misses.Add(1)
-		return nil, ErrNotFound
+		return nil, outMiss, ErrNotFound
 	}
 	for {
 		select {
@@ -144,8 +155,7 @@ func (b *Bus) lookup(k flow.Key, deadline time.Time, done <-chan struct{}, ctxEr
 				break
 			}
 			if status == replyLive {
-				b.st.busHits.Add(1)
-				return rec, nil
+				return rec, outBusLive, nil
 			}
 			c, p := r.Created.UnixNano(), r.Packets[0]+r.Packets[1]
 			if best == nil || c > bestC || c == bestC && p >= bestP {
@@ -161,17 +171,15 @@ func (b *Bus) lookup(k flow.Key, deadline time.Time, done <-chan struct{}, ctxEr
 			if best != nil {
 				return finish()
 			}
-			b.st.timeouts.Add(1)
-			return nil, ErrTimeout
+			return nil, outTimeout, ErrTimeout
 		case <-done:
 			if best != nil {
 				return finish()
 			}
 			if err := ctxErr(); errors.Is(err, context.DeadlineExceeded) {
-				b.st.timeouts.Add(1)
-				return nil, ErrTimeout
+				return nil, outTimeout, ErrTimeout
 			}
-			return nil, ctxErr()
+			return nil, outNone, ctxErr()
 		}
 		if peers > 0 && answers >= peers {
 			return finish()
@@ -185,20 +193,49 @@ func (b *Bus) lookup(k flow.Key, deadline time.Time, done <-chan struct{}, ctxEr
 // meanwhile the node holds that flow's packets (and those of the other flows
 // of the shard) — the bounded defer that lets a flow moved from another node
 // continue from its checkpoint instead of being resynchronised or reset.
-// The returned slice must not be modified.
+//
+// A cached record published by a peer that is draining (SetDraining) may be
+// older than that peer's live state (it still forwards the flow's packets
+// until the routers converge), so Resume then asks the bus first: the
+// draining peer answers from its engine, and the newer of the two records
+// wins. The returned slice must not be modified.
 func (b *Bus) Resume(k flow.Key) []byte {
 	start := time.Now()
-	rec, ended := b.cache.get(k)
+	rec, origin, ended := b.cache.get(k)
+	var out outcome
 	switch {
+	case rec != nil && b.IsDraining(origin):
+		b.st.drainLookups.Add(1)
+		out = outCacheHit
+		if fresh, o, err := b.lookup(k, start.Add(b.cfg.LookupTimeout), nil, nil); err == nil && newerRecord(fresh, rec) {
+			rec, out = fresh, o
+		}
 	case rec != nil:
-		b.st.cacheHits.Add(1)
+		out = outCacheHit
 	case ended:
-		b.st.misses.Add(1) // the flow ended: nothing to resume
+		out = outMiss // the flow ended: nothing to resume
 	default:
-		rec, _ = b.lookup(k, start.Add(b.cfg.LookupTimeout), nil, nil)
+		rec, out, _ = b.lookup(k, start.Add(b.cfg.LookupTimeout), nil, nil)
 	}
+	b.st.count(out)
 	b.st.hold.observe(time.Since(start))
 	return rec
+}
+
+// newerRecord reports whether checkpoint record a is newer than b: a later
+// incarnation of the flow, or the same one with more packets (both records
+// have been validated; an unreadable a is never newer).
+func newerRecord(a, b []byte) bool {
+	ra, err := checkpoint.Unmarshal(a)
+	if err != nil {
+		return false
+	}
+	rb, err := checkpoint.Unmarshal(b)
+	if err != nil {
+		return true
+	}
+	ca, cb := ra.Created.UnixNano(), rb.Created.UnixNano()
+	return ca > cb || ca == cb && ra.Packets[0]+ra.Packets[1] > rb.Packets[0]+rb.Packets[1]
 }
 
 // onRequest answers a peer's lookup: from the live function, else from the

@@ -1,6 +1,8 @@
 package bus
 
 import (
+	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,6 +97,26 @@ func (p *Publisher) Delete(k flow.Key) {
 		return
 	}
 	p.enqueue(pubItem{key: k, tomb: true})
+}
+
+// PublishWait queues rec (the Publisher takes ownership, as with
+// PublishOwned) waiting for room in the queue until ctx ends. It is for bulk
+// publication off the packet path (a draining node publishing every flow),
+// never for the packet path. Errors: the bus is disconnected, or ctx.Err().
+func (p *Publisher) PublishWait(ctx context.Context, k flow.Key, rec []byte) error {
+	if len(rec) == 0 {
+		return nil
+	}
+	if !p.connected.Load() {
+		p.st.drop(1)
+		return fmt.Errorf("bus: publish: %w", nats.ErrConnectionClosed)
+	}
+	select {
+	case p.q <- pubItem{key: k, rec: rec}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("bus: publish: %w", ctx.Err())
+	}
 }
 
 func (p *Publisher) enqueue(it pubItem) {

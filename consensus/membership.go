@@ -22,6 +22,11 @@ type NodeMeta struct {
 	Hash    string `json:"h,omitempty"`
 	// Drained reports the node's drain state as applied.
 	Drained bool `json:"d,omitempty"`
+	// DrainPhase is the node's drain phase (announce, draining, drained;
+	// "" from a node that does not report it) and DrainFlows the flows
+	// still sending through it while it drains.
+	DrainPhase string `json:"dp,omitempty"`
+	DrainFlows int    `json:"df,omitempty"`
 	// Health is the node's own health word ("ok", "degraded", ...).
 	Health string `json:"hl,omitempty"`
 	// Expect and HasState drive bootstrapping of a brand-new cluster.

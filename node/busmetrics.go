@@ -13,7 +13,7 @@ type busCollector struct {
 
 	checkpoints, batches, bytes, cacheEntries, cacheBytes *prometheus.Desc
 	cacheRemoved, pickups, served, hold, healthy, routes  *prometheus.Desc
-	slow                                                  *prometheus.Desc
+	slow, busHits, drainLookups                           *prometheus.Desc
 }
 
 func newBusCollector(b *bus.Bus) *busCollector {
@@ -36,6 +36,10 @@ func newBusCollector(b *bus.Bus) *busCollector {
 		healthy: d("healthy", "1 when failover protection works, 0 when degraded (disconnected, missing routes or recent drops)."),
 		routes:  d("routes", "Routes of the embedded server to peer servers (-1 with an external cluster)."),
 		slow:    d("slow_consumer_drops_total", "Bus messages discarded because this node processed them too slowly."),
+		busHits: d("bus_hits_total", "Pickups answered by a peer (outcome bus_hit of pickups_total), by reply: live "+
+			"(from the engine of the node holding the flow) or cached (from a peer's cache).", "reply"),
+		drainLookups: d("drain_lookups_total", "Pickups whose cached checkpoint came from a draining peer, "+
+			"refreshed by a lookup of that peer's live state."),
 	}
 }
 
@@ -71,6 +75,9 @@ func (c *busCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.pickups, h.Misses, "miss")
 	counter(c.pickups, h.Timeouts, "timeout")
 	counter(c.served, h.LookupsServed)
+	counter(c.busHits, h.BusHitsLive, "live")
+	counter(c.busHits, h.BusHitsCached, "cached")
+	counter(c.drainLookups, h.DrainLookups)
 	buckets := make(map[float64]uint64, len(h.Hold.Bounds))
 	for i, b := range h.Hold.Bounds {
 		buckets[b] = h.Hold.Counts[i]

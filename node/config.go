@@ -56,6 +56,8 @@ type Config struct {
 	Cluster *ClusterConfig `yaml:"cluster"`
 	// Bus shares flow checkpoints with the other nodes (see BusConfig).
 	Bus BusConfig `yaml:"bus"`
+	// Drain says when a drained node's flows have moved (see DrainConfig).
+	Drain DrainConfig `yaml:"drain"`
 }
 
 // Dataplane selects and configures the inline backend.
@@ -120,10 +122,11 @@ func DefaultConfig() Config {
 		Patches: DefaultPatches,
 		Engine: EngineConfig{Midstream: "pickup", Checksums: "validate", Violations: "count",
 			MaxFlows: DefaultMaxFlows, MaxFlowBytes: DefaultMaxFlowBytes},
-		EVE:  DefaultEVE,
-		HTTP: HTTPConfig{Listen: DefaultListen},
-		Log:  LogConfig{Level: "info", Format: "json"},
-		Bus:  DefaultBusConfig(),
+		EVE:   DefaultEVE,
+		HTTP:  HTTPConfig{Listen: DefaultListen},
+		Log:   LogConfig{Level: "info", Format: "json"},
+		Bus:   DefaultBusConfig(),
+		Drain: DefaultDrainConfig(),
 	}
 }
 
@@ -153,6 +156,7 @@ func (c Config) Validate() error {
 	if c.Bus.Enabled {
 		c.Bus.validate(c.Name, bad)
 	}
+	c.Drain.validate(bad)
 	dp := c.Dataplane
 	if _, err := inline.ParseFailPolicy(dp.Fail); err != nil {
 		bad("dataplane.fail", "must be open or closed, got %q", dp.Fail)
@@ -349,7 +353,7 @@ func yamlErrors(name string, err error) error {
 var sectionNames = map[string]string{
 	"Config": "(top level)", "Dataplane": "dataplane", "NFQueueConfig": "dataplane.nfqueue",
 	"AFPacketConfig": "dataplane.afpacket", "EngineConfig": "engine", "HTTPConfig": "http", "LogConfig": "log",
-	"BusConfig": "bus", "BusTLS": "bus.tls", "BusAuth": "bus.auth",
+	"BusConfig": "bus", "BusTLS": "bus.tls", "BusAuth": "bus.auth", "DrainConfig": "drain",
 }
 
 func unwrapAll(err error) []error {

@@ -20,6 +20,8 @@ type localView struct {
 	ready func() bool
 	// failover reports degraded failover protection (nil: never).
 	failover func() (bool, string)
+	// drain reports the drain state (nil: always announcing).
+	drain func() DrainStatus
 
 	mu       sync.Mutex
 	lastAt   time.Time
@@ -27,7 +29,19 @@ type localView struct {
 	pps      float64
 }
 
-var _ api.Local = (*localView)(nil)
+var (
+	_ api.Local         = (*localView)(nil)
+	_ api.DrainReporter = (*localView)(nil)
+)
+
+// Drain implements api.DrainReporter.
+func (l *localView) Drain() (string, uint64) {
+	if l.drain == nil {
+		return string(PhaseAnnounce), 0
+	}
+	st := l.drain()
+	return string(st.Phase), uint64(st.FlowsRemaining)
+}
 
 // sample updates the packet rate (called every housekeeping tick).
 func (l *localView) sample(now time.Time) {

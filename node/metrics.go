@@ -22,6 +22,7 @@ type collector struct {
 	refused, patchSet, patches, ready, panics             *prometheus.Desc
 	bePackets, beBytes, beVerdicts, kernelDrops, bypassed *prometheus.Desc
 	resets, beErrors, unitPackets                         *prometheus.Desc
+	midstream, drainState, drainFlows                     *prometheus.Desc
 }
 
 func newCollector(n *Node) *collector {
@@ -56,6 +57,12 @@ func newCollector(n *Node) *collector {
 			"Packets let through uninspected because the node was overloaded (fail-open; estimated for NFQUEUE)."),
 		resets:   d("resets_sent_total", "RST segments injected."),
 		beErrors: d("backend_errors_total", "Failed verdicts, forwards and RST injections."),
+		midstream: d("midstream_total", "TCP packets of flows this node did not know, by outcome: resumed "+
+			"(flows continued exactly from a checkpoint, cache or bus), and the engine.midstream policy's fallback "+
+			"when no checkpoint was found: resync (flows picked up, inspection resynchronises at the next message "+
+			"boundary), reset or drop (packets refused).", "outcome"),
+		drainState: d("drain_state", "1 for the node's current drain phase (announce, draining, drained), 0 for the others.", "phase"),
+		drainFlows: d("drain_flows_remaining", "Flows that sent a packet through the node within the last quiet period while it drains."),
 	}
 }
 
@@ -109,6 +116,25 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ready = 1
 	}
 	gauge(c.ready, ready)
+	counter(c.midstream, st.Resumed, "resumed")
+	counter(c.midstream, st.Pickups, "resync")
+	refused := st.Reasons[dataplane.ReasonMidstream]
+	for _, p := range []string{"reset", "drop"} {
+		v := uint64(0)
+		if c.n.cfg.Engine.Midstream == p {
+			v = refused
+		}
+		counter(c.midstream, v, p)
+	}
+	ds := c.n.DrainStatus()
+	for _, p := range []DrainPhase{PhaseAnnounce, PhaseDraining, PhaseDrained} {
+		v := 0.0
+		if ds.Phase == p {
+			v = 1
+		}
+		gauge(c.drainState, v, string(p))
+	}
+	gauge(c.drainFlows, float64(ds.FlowsRemaining))
 
 	bs := c.n.backend.Stats()
 	counter(c.bePackets, bs.Packets)

@@ -72,6 +72,7 @@ type Node struct {
 	// (housekeeping goroutine only).
 	bus          *bus.Bus
 	busRoutesSet []string
+	drain        *drainer
 	healthSent   string // health word last gossiped (housekeeping only)
 
 	mu    sync.Mutex
@@ -147,12 +148,14 @@ func New(cfg Config, opts Options) (*Node, error) {
 			return newBackend(c, opts.Netns, ni, l)
 		}
 	}
-	n.backend, err = factory(cfg, func() inline.Inspector { return n.eng.NewWorker() }, log)
+	n.drain = newDrainer(cfg.Drain, n.bus != nil)
+	n.drain.synced.Store(cfg.Cluster == nil) // a cluster node first learns its drain flag
+	n.backend, err = factory(cfg, n.newInspector, log)
 	if err != nil {
 		n.closeFiles()
 		return nil, err
 	}
-	n.view = &localView{eng: n.eng, ready: n.Ready, failover: n.failover}
+	n.view = &localView{eng: n.eng, ready: n.Ready, failover: n.failover, drain: n.DrainStatus}
 	n.reg = prometheus.NewRegistry()
 	reg := prometheus.WrapRegistererWith(prometheus.Labels{"node": cfg.Name}, n.reg)
 	reg.MustRegister(newCollector(n))
@@ -238,8 +241,9 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	hctx, stopHK := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); n.housekeeping(hctx) }()
+	go func() { defer wg.Done(); n.drainLoop(hctx) }()
 
 	if n.cfg.Cluster != nil {
 		ag, err := StartAgent(*n.cfg.Cluster, n.cfg.Name, n.eng, n.view, n.alerts, n.log)
@@ -313,9 +317,10 @@ func (n *Node) closeFiles() {
 }
 
 // Handler returns the HTTP handler: /metrics (Prometheus), /healthz (the
-// process is alive) and /readyz (patches loaded and backend attached; the
-// body adds a line when the bus is enabled and failover protection is
-// degraded, which does not make the node unready).
+// process is alive), /readyz (patches loaded and backend attached; the body
+// adds a line when the bus is enabled and failover protection is degraded,
+// and one with the drain state while draining — neither makes the node
+// unready) and /routez (the route announcement, see routez).
 func (n *Node) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", metricsHandler(n.reg))
@@ -331,7 +336,11 @@ func (n *Node) Handler() http.Handler {
 		if deg, why := n.failover(); deg {
 			fmt.Fprintln(w, "failover protection degraded:", why)
 		}
+		if st := n.DrainStatus(); st.Phase != PhaseAnnounce {
+			fmt.Fprintln(w, st)
+		}
 	})
+	mux.HandleFunc("/routez", n.routez)
 	return mux
 }
 

@@ -88,9 +88,14 @@ type NodeStatus struct {
 	Packets          uint64  `protobuf:"varint,11,opt,name=packets,proto3" json:"packets,omitempty"`
 	Alerts           uint64  `protobuf:"varint,12,opt,name=alerts,proto3" json:"alerts,omitempty"`
 	// stats_error says why the traffic figures are missing (node unreachable).
-	StatsError    string `protobuf:"bytes,13,opt,name=stats_error,json=statsError,proto3" json:"stats_error,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	StatsError string `protobuf:"bytes,13,opt,name=stats_error,json=statsError,proto3" json:"stats_error,omitempty"`
+	// drain_phase: announce, draining or drained ("" from a node that does not
+	// report it); drain_flows_remaining: flows still sending through the node
+	// while it drains.
+	DrainPhase          string `protobuf:"bytes,14,opt,name=drain_phase,json=drainPhase,proto3" json:"drain_phase,omitempty"`
+	DrainFlowsRemaining uint64 `protobuf:"varint,15,opt,name=drain_flows_remaining,json=drainFlowsRemaining,proto3" json:"drain_flows_remaining,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *NodeStatus) Reset() {
@@ -212,6 +217,20 @@ func (x *NodeStatus) GetStatsError() string {
 		return x.StatsError
 	}
 	return ""
+}
+
+func (x *NodeStatus) GetDrainPhase() string {
+	if x != nil {
+		return x.DrainPhase
+	}
+	return ""
+}
+
+func (x *NodeStatus) GetDrainFlowsRemaining() uint64 {
+	if x != nil {
+		return x.DrainFlowsRemaining
+	}
+	return 0
 }
 
 type StatusResponse struct {
@@ -1825,7 +1844,7 @@ const file_patchgate_proto_rawDesc = "" +
 	"\x0fpatchgate.proto\x12\fpatchgate.v1\".\n" +
 	"\rStatusRequest\x12\x1d\n" +
 	"\n" +
-	"local_only\x18\x01 \x01(\bR\tlocalOnly\"\x8c\x03\n" +
+	"local_only\x18\x01 \x01(\bR\tlocalOnly\"\xe1\x03\n" +
 	"\n" +
 	"NodeStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n" +
@@ -1842,7 +1861,10 @@ const file_patchgate_proto_rawDesc = "" +
 	"\apackets\x18\v \x01(\x04R\apackets\x12\x16\n" +
 	"\x06alerts\x18\f \x01(\x04R\x06alerts\x12\x1f\n" +
 	"\vstats_error\x18\r \x01(\tR\n" +
-	"statsError\"\xbb\x01\n" +
+	"statsError\x12\x1f\n" +
+	"\vdrain_phase\x18\x0e \x01(\tR\n" +
+	"drainPhase\x122\n" +
+	"\x15drain_flows_remaining\x18\x0f \x01(\x04R\x13drainFlowsRemaining\"\xbb\x01\n" +
 	"\x0eStatusResponse\x12\x1b\n" +
 	"\tserved_by\x18\x01 \x01(\tR\bservedBy\x12\x16\n" +
 	"\x06leader\x18\x02 \x01(\tR\x06leader\x12%\n" +

@@ -29,7 +29,7 @@ func commands() []command {
 		canaryPercent                             int
 		bundleOut                                 string
 		limit                                     int
-		watch                                     bool
+		watch, wait                               bool
 		interval                                  time.Duration
 		reason, keyOut, comment                   string
 		max                                       uint
@@ -133,18 +133,36 @@ func commands() []command {
 					return c.Abort(e.ctx, r)
 				})
 			}},
-		{path: "node drain", usage: "NAME", nargs: 1, help: "drain a node (the router withdraws it)",
-			flags: func(fs *flag.FlagSet) { fs.StringVar(&reason, "reason", "", "why") },
+		{path: "node drain", usage: "NAME", nargs: 1, timeout: drainWaitTimeout,
+			help: "drain a node: the routers withdraw it, its flows move to the others; waits until it reports drained",
+			flags: func(fs *flag.FlagSet) {
+				fs.StringVar(&reason, "reason", "", "why")
+				fs.BoolVar(&wait, "wait", true, "wait until the node reports drained (deadline: --timeout, default 2m)")
+				fs.DurationVar(&interval, "interval", 500*time.Millisecond, "status poll interval with --wait")
+			},
 			run: func(e *env, a []string) error {
-				return writeDrain(e, func(c pb.PatchGateClient) (*pb.WriteResponse, error) {
+				err := writeDrain(e, func(c pb.PatchGateClient) (*pb.WriteResponse, error) {
 					return c.Drain(e.ctx, &pb.DrainRequest{Node: a[0], Reason: reason})
 				})
+				if err != nil || !wait {
+					return err
+				}
+				return waitDrainPhase(e, a[0], phaseDrained, interval)
 			}},
-		{path: "node undrain", usage: "NAME", nargs: 1, help: "clear a node's drain flag",
+		{path: "node undrain", usage: "NAME", nargs: 1, timeout: drainWaitTimeout,
+			help: "clear a node's drain flag; waits until it announces again",
+			flags: func(fs *flag.FlagSet) {
+				fs.BoolVar(&wait, "wait", true, "wait until the node announces again (deadline: --timeout, default 2m)")
+				fs.DurationVar(&interval, "interval", 500*time.Millisecond, "status poll interval with --wait")
+			},
 			run: func(e *env, a []string) error {
-				return writeDrain(e, func(c pb.PatchGateClient) (*pb.WriteResponse, error) {
+				err := writeDrain(e, func(c pb.PatchGateClient) (*pb.WriteResponse, error) {
 					return c.Undrain(e.ctx, &pb.DrainRequest{Node: a[0]})
 				})
+				if err != nil || !wait {
+					return err
+				}
+				return waitDrainPhase(e, a[0], phaseAnnounce, interval)
 			}},
 		{path: "alerts tail", help: "stream the server node's alerts (no --timeout by default)",
 			flags: func(fs *flag.FlagSet) {

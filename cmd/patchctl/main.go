@@ -59,6 +59,9 @@ type command struct {
 	flags func(fs *flag.FlagSet) // extra flags
 	run   func(e *env, args []string) error
 	nargs int // required positional arguments (-1: any)
+	// timeout replaces defaultTimeout as the deadline when --timeout is not
+	// given (commands that wait).
+	timeout time.Duration
 }
 
 // env is what a running command gets.
@@ -163,6 +166,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "patchctl %s: want %d argument(s): %s\n", cmd.path, cmd.nargs, cmd.usage)
 		return 2
 	}
+	if cmd.timeout != 0 && !flagGiven(fs, "timeout") {
+		e.g.timeout = cmd.timeout
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), e.g.timeout)
 	defer cancel()
 	e.ctx = ctx
@@ -175,6 +181,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// flagGiven reports whether flag name was set on the command line.
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
 }
 
 func usage(w io.Writer, cmds []command) {

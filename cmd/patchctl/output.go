@@ -71,6 +71,20 @@ func yes(b bool, s string) string {
 	return "-"
 }
 
+// drainCell is the DRAIN column: the drain phase (with the flows still
+// sending while draining), "-" when announcing without a drain flag.
+func drainCell(n *pb.NodeStatus) string {
+	switch {
+	case n.DrainPhase == "draining":
+		return fmt.Sprintf("draining (%d flows)", n.DrainFlowsRemaining)
+	case n.DrainPhase == "drained":
+		return "drained"
+	case n.Drained:
+		return "flagged" // applied, phase not reported (yet)
+	}
+	return "-"
+}
+
 func cmdStatus(e *env, _ []string) error {
 	c, err := e.connect()
 	if err != nil {
@@ -92,7 +106,7 @@ func cmdStatus(e *env, _ []string) error {
 			pps, alerts = "?", "?"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\tv%d %s\t%s\t%s\t%s\n", n.Name, n.ApiAddr, n.RaftRole, n.Gossip, n.Health,
-			n.AppliedVersion, short(n.AppliedHash), yes(n.Drained, "drained"), pps, alerts)
+			n.AppliedVersion, short(n.AppliedHash), drainCell(n), pps, alerts)
 	}
 	return tw.Flush()
 }

@@ -12,8 +12,8 @@ import (
 )
 
 // WithdrawalConfig configures the lab's route controller (StartWithdrawal):
-// the health check that R1 and R2 run against every node and how many
-// failures withdraw a node.
+// the route check that R1 and R2 run against every node (GET /routez) and
+// how many failures withdraw a node.
 type WithdrawalConfig struct {
 	// Interval between two health checks of a node.
 	Interval time.Duration
@@ -21,10 +21,12 @@ type WithdrawalConfig struct {
 	// so detection does not depend on it; it only keeps a live node that
 	// answers slowly under load (a busy machine, GC) from being withdrawn.
 	Timeout time.Duration
-	// Failures is how many consecutive failed checks withdraw a node, and
-	// how many consecutive good ones restore it.
+	// Failures is how many consecutive failed checks (refused, timed out,
+	// an unexpected answer) withdraw a node, and how many consecutive good
+	// ones restore it. A node that answers 503 (draining, drained, not
+	// ready) is withdrawn at the first such answer.
 	Failures int
-	// HealthPort is the port of the nodes' /healthz on their R1-side
+	// HealthPort is the port of the nodes' /routez on their R1-side
 	// address (the node file's http.listen must be 198.18.i.2:HealthPort).
 	HealthPort int
 	// Buckets is the size of each resilient nexthop group.
@@ -41,7 +43,8 @@ func DefaultWithdrawalConfig() WithdrawalConfig {
 		HealthPort: DefaultHealthPort, Buckets: 128}
 }
 
-// DefaultHealthPort is the port of a node's /healthz (that of DefaultMetricsAddr).
+// DefaultHealthPort is the port of a node's /routez and /healthz (that of
+// DefaultMetricsAddr).
 const DefaultHealthPort = 9100
 
 // Validate names the first wrong field.
@@ -72,14 +75,21 @@ const (
 	nhGroup6 = 2999
 )
 
-// HealthURL is the URL the route controller checks for node i: /healthz on
-// its R1-side address (L3 variant).
-func (l *Lab) HealthURL(i, port int) (string, error) {
+// HealthURL is the URL of node i's /healthz (the process is alive) on its
+// R1-side address (L3 variant).
+func (l *Lab) HealthURL(i, port int) (string, error) { return l.nodeURL(i, port, "/healthz") }
+
+// RouteURL is the URL the route controller checks for node i: /routez on
+// its R1-side address (L3 variant). 200 means announce the node's next hop,
+// 503 withdraw it (draining, drained or not ready).
+func (l *Lab) RouteURL(i, port int) (string, error) { return l.nodeURL(i, port, "/routez") }
+
+func (l *Lab) nodeURL(i, port int, path string) (string, error) {
 	a, err := l.ClusterAddr(i)
 	if err != nil {
 		return "", err
 	}
-	return "http://" + net.JoinHostPort(a.String(), strconv.Itoa(port)) + "/healthz", nil
+	return "http://" + net.JoinHostPort(a.String(), strconv.Itoa(port)) + path, nil
 }
 
 // Withdrawal is a running route controller. Its methods are safe for
@@ -98,12 +108,15 @@ type Withdrawal struct {
 
 // StartWithdrawal makes R1 and R2 route through resilient nexthop groups
 // (one next hop per node, the same ids and order on both routers, v4 and
-// v6), then health-checks every node from R1's namespace (HTTP GET of
-// /healthz on the node's R1-side address) every cfg.Interval. After
-// cfg.Failures failed checks in a row the node's next hop leaves both
-// routers' groups; the kernel moves only that node's buckets (flows) to the
-// others. After as many good checks it is put back (its buckets return as
-// they go idle). The last next hop is never removed.
+// v6), then checks every node's route announcement from R1's namespace
+// (HTTP GET of /routez on the node's R1-side address) every cfg.Interval,
+// the way a BGP speaker would follow it. A node answering 503 (it is
+// draining, drained or not ready) leaves both routers' groups at once; a
+// node that fails cfg.Failures checks in a row (dead: connection refused or
+// no answer) leaves them too. The kernel moves only that node's buckets
+// (flows) to the others. After cfg.Failures good checks (200) in a row it is
+// put back (its buckets return as they go idle). The last next hop is never
+// removed.
 //
 // Converting the routes rehashes flows once: call it before traffic starts.
 // L3 variant only. Stop ends the controller.
@@ -204,17 +217,17 @@ func (w *Withdrawal) loop(ctx context.Context) {
 	defer tick.Stop()
 	for {
 		var wg sync.WaitGroup
-		ok := make([]bool, n)
+		res := make([]checkResult, n)
 		for i := 0; i < n; i++ {
 			wg.Add(1)
 			go func(i int) {
 				defer wg.Done()
-				ok[i] = w.check(ctx, client, i+1)
+				res[i] = w.check(ctx, client, i+1)
 			}(i)
 		}
 		wg.Wait()
 		for i := 0; i < n; i++ {
-			if ok[i] {
+			if res[i] == announce {
 				fails[i], goods[i] = 0, goods[i]+1
 			} else {
 				fails[i], goods[i] = fails[i]+1, 0
@@ -223,7 +236,7 @@ func (w *Withdrawal) loop(ctx context.Context) {
 			up := w.up[i]
 			w.mu.Unlock()
 			switch {
-			case up && fails[i] >= w.cfg.Failures:
+			case up && (res[i] == withdraw || fails[i] >= w.cfg.Failures):
 				w.set(i+1, false)
 			case !up && goods[i] >= w.cfg.Failures:
 				w.set(i+1, true)
@@ -237,22 +250,40 @@ func (w *Withdrawal) loop(ctx context.Context) {
 	}
 }
 
-// check is one health check of node i.
-func (w *Withdrawal) check(ctx context.Context, c *http.Client, i int) bool {
-	url, err := w.l.HealthURL(i, w.cfg.HealthPort)
+// checkResult is the outcome of one route check.
+type checkResult uint8
+
+const (
+	// failed: refused, timed out or an unexpected answer (counted).
+	failed checkResult = iota
+	// announce: 200, the node asks to be routed to.
+	announce
+	// withdraw: 503, the node asks to be withdrawn (draining, not ready).
+	withdraw
+)
+
+// check is one route check of node i.
+func (w *Withdrawal) check(ctx context.Context, c *http.Client, i int) checkResult {
+	url, err := w.l.RouteURL(i, w.cfg.HealthPort)
 	if err != nil {
-		return false
+		return failed
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return false
+		return failed
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return false
+		return failed
 	}
 	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return announce
+	case http.StatusServiceUnavailable:
+		return withdraw
+	}
+	return failed
 }
 
 // set withdraws (up false) or restores node i in both routers' groups.

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -28,8 +29,16 @@ func TestWithdrawalConfigValidate(t *testing.T) {
 	}
 }
 
-// healthServer serves /healthz on node i's R1-side address until stopped.
-func healthServer(t *testing.T, l *Lab, i int) func() {
+// routeState is what a fake node's /routez answers: 503 while draining is
+// set (counting those answers), else 200.
+type routeState struct {
+	draining  atomic.Bool
+	withdraws atomic.Int64
+}
+
+// healthServer serves /healthz and /routez on node i's R1-side address until
+// stopped (rs nil: /routez always announces).
+func healthServer(t *testing.T, l *Lab, i int, rs *routeState) func() {
 	t.Helper()
 	addr, err := l.HealthListen(i, DefaultHealthPort)
 	if err != nil {
@@ -39,7 +48,14 @@ func healthServer(t *testing.T, l *Lab, i int) func() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/routez" && rs != nil && rs.draining.Load() {
+			rs.withdraws.Add(1)
+			http.Error(w, "withdraw: draining", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Serve(ln) }()
 	var once sync.Once
@@ -92,16 +108,25 @@ func TestWithdrawal(t *testing.T) {
 	requireRoot(t)
 	l := up(t, testConfig(t, L3, 3))
 	stops := make([]func(), len(l.Nodes))
+	drain3 := &routeState{}
 	for _, n := range l.Nodes {
-		stops[n.Index-1] = healthServer(t, l, n.Index)
+		var rs *routeState
+		if n.Index == 3 {
+			rs = drain3
+		}
+		stops[n.Index-1] = healthServer(t, l, n.Index, rs)
 	}
 	cfg := DefaultWithdrawalConfig()
 	var mu sync.Mutex
 	changed := map[int]time.Time{}
+	withdrawsSeen := int64(-1) // 503 answers of node 3 when it was withdrawn
 	cfg.OnChange = func(node int, up bool, at time.Time) {
 		mu.Lock()
 		defer mu.Unlock()
 		changed[node] = at
+		if node == 3 && !up {
+			withdrawsSeen = drain3.withdraws.Load()
+		}
 	}
 	w, err := l.StartWithdrawal(cfg)
 	if err != nil {
@@ -130,7 +155,12 @@ func TestWithdrawal(t *testing.T) {
 
 	stopAt := time.Now()
 	stops[1]()
-	waitUntil(t, 5*time.Second, "node 2 withdrawn", func() bool { up, _ := w.Up(2); return !up })
+	waitUntil(t, 5*time.Second, "node 2 withdrawn", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		_, ok := changed[2] // set by OnChange, which runs after Up changed
+		return ok
+	})
 	mu.Lock()
 	t.Logf("node 2 withdrawn %v after its health endpoint closed", changed[2].Sub(stopAt).Round(time.Millisecond))
 	mu.Unlock()
@@ -168,12 +198,37 @@ func TestWithdrawal(t *testing.T) {
 		}
 	}
 
-	stops[1] = healthServer(t, l, 2)
+	stops[1] = healthServer(t, l, 2, nil)
 	waitUntil(t, 5*time.Second, "node 2 restored", func() bool { up, _ := w.Up(2); return up })
 	for _, ns := range []string{"r1", "r2"} {
 		if g := groups(ns); !strings.Contains(g, "group 1001/1002/1003 ") {
 			t.Fatalf("%s groups after restore: %s", ns, g)
 		}
+	}
+
+	// Drain: node 3's /routez answers 503 while its /healthz stays fine; the
+	// controller withdraws it at the first 503, not after Failures of them,
+	// and restores it once it announces again.
+	drain3.draining.Store(true)
+	var seen int64
+	waitUntil(t, 5*time.Second, "draining node 3 withdrawn", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		seen = withdrawsSeen // set by OnChange, which runs after Up changed
+		return seen >= 0
+	})
+	if seen != 1 {
+		t.Errorf("node 3 withdrawn after %d answers 503, want the first", seen)
+	}
+	for _, ns := range []string{"r1", "r2"} {
+		if g := groups(ns); !strings.Contains(g, "group 1001/1002 ") || !strings.Contains(g, "group 2001/2002 ") {
+			t.Fatalf("%s groups with node 3 draining: %s", ns, g)
+		}
+	}
+	drain3.draining.Store(false)
+	waitUntil(t, 5*time.Second, "undrained node 3 restored", func() bool { up, _ := w.Up(3); return up })
+	if err := w.Err(); err != nil {
+		t.Fatal(err)
 	}
 }
 
