@@ -33,14 +33,20 @@ import (
 
 // Client connection tuning (not configurable: they bound failure detection).
 const (
-	pingInterval     = 2 * time.Second
-	maxPingsOut      = 2
-	subPendingMsgs   = 1 << 16
-	subPendingBytes  = 256 << 20
-	connectTimeout   = 2 * time.Second
-	expirySweepMin   = 100 * time.Millisecond
-	expirySweepMax   = 30 * time.Second
-	closeFlushBudget = 2 * time.Second
+	pingInterval = 2 * time.Second
+	maxPingsOut  = 2
+	// routePingInterval and routeMaxPingsOut: an embedded server drops a
+	// route whose peer stops answering (a partition silently dropping
+	// packets) after about 3 s, so that the node reports degraded failover
+	// protection instead of counting a dead route (NATS's default is minutes).
+	routePingInterval = time.Second
+	routeMaxPingsOut  = 3
+	subPendingMsgs    = 1 << 16
+	subPendingBytes   = 256 << 20
+	connectTimeout    = 2 * time.Second
+	expirySweepMin    = 100 * time.Millisecond
+	expirySweepMax    = 30 * time.Second
+	closeFlushBudget  = 2 * time.Second
 )
 
 // LiveFunc returns the current checkpoint record of a flow this node holds

@@ -96,7 +96,8 @@ func serverOptions(cfg *Config) (*server.Options, error) {
 	}
 	if sc.ClusterPort != 0 {
 		opts.Cluster = server.ClusterOpts{Name: sc.ClusterName, Host: sc.ClusterHost, Port: sc.ClusterPort,
-			Username: routeUser, Password: routePass, ConnectRetries: -1}
+			Username: routeUser, Password: routePass, ConnectRetries: -1,
+			PingInterval: routePingInterval, MaxPingsOut: routeMaxPingsOut}
 		if tc != nil {
 			ctc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: cfg.TLS.CertFile,
 				KeyFile: cfg.TLS.KeyFile, CaFile: cfg.TLS.CAFile, Verify: true})

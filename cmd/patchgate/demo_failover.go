@@ -34,8 +34,8 @@ func (e *demoEnv) resumedFlows(skip int) float64 {
 		if err != nil || code != 200 {
 			continue
 		}
-		for _, s := range metricSamples(body, "patchgate_bus_pickups_total") {
-			if o := s.Labels["outcome"]; o == "cache_hit" || strings.HasPrefix(o, "bus_hit") {
+		for _, s := range metricSamples(body, "patchgate_midstream_total") {
+			if s.Labels["outcome"] == "resumed" {
 				total += s.Value
 			}
 		}
@@ -69,7 +69,7 @@ func (e *demoEnv) formCluster(ctx context.Context, cl *demoCluster, v1Dir string
 	if err := cl.startWithdrawal(); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "   route controller on R1/R2: GET /healthz every %v, %d failures withdraw a node from resilient nexthop groups\n",
+	fmt.Fprintf(w, "   route controller on R1/R2: GET /routez every %v; a 503 (draining) or %d failed checks withdraw a node from resilient nexthop groups\n",
 		cl.wcfg.Interval, cl.wcfg.Failures)
 	cl.printStatus(2, "v1 applied on every node")
 	return nil
