@@ -130,7 +130,7 @@ func TestClusterRolloutThroughLab(t *testing.T) {
 	for i := 0; i < keepAliveSessions; i++ {
 		ns := l.Clients[i%len(l.Clients)].NS
 		s := &session{id: i, url: "http://" + addr, client: &http.Client{Timeout: 5 * time.Second,
-			Transport: &http.Transport{DialContext: lab.Dialer(ns), MaxIdleConnsPerHost: 1, DisableCompression: true}}}
+			Transport: &http.Transport{DialContext: lab.Dialer(ns), MaxIdleConnsPerHost: 1, MaxConnsPerHost: 1, DisableCompression: true}}}
 		sessions = append(sessions, s)
 		wg.Add(1)
 		go func() {

@@ -7,11 +7,11 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/patchgate/patchgate/deploy/lab"
@@ -21,65 +21,84 @@ import (
 // session that still counts as unbroken.
 const stallLimit = 2 * time.Second
 
-// kaSession is an HTTP keep-alive session for the failover tests: one
-// client (one connection) sending a request every interval. It records
-// errors, extra connections (a broken connection the client replaced, which
-// Go's transport may do silently for a GET) and the longest gap between two
-// answers. Safe for concurrent use.
+// kaSession is an HTTP keep-alive session for the failover tests: one TCP
+// (or TLS) connection, opened once, sending a request every interval and
+// reading the answer. It deliberately does not use net/http's transport,
+// which replaces a connection it considers unusable without telling (and
+// on a loaded machine sometimes dials a spare one): here any reset, EOF,
+// timeout or bad answer is an error on the session's only connection, and
+// the session stops there. It records the errors and the longest gap
+// between two answers. Safe for concurrent use.
 type kaSession struct {
-	id     int
-	client *http.Client
-	url    string
+	id   int
+	url  string // for logs: http://host or https://host
+	host string // Host header
+	dial func(ctx context.Context) (net.Conn, error)
 
-	mu      sync.Mutex
-	local   netip.AddrPort // the (first) connection's client address
-	conns   int
+	mu    sync.Mutex
+	local netip.AddrPort // the connection's client address
+	// mark, when set, holds the time (UnixNano) of the last withdrawal: a
+	// gap spanning it counts from the withdrawal (detection time is the
+	// router's, not the gateway's).
+	mark    *atomic.Int64
+	rawGap  time.Duration // longest gap, withdrawals or not
 	answers int
 	errs    []error
 	last    time.Time
 	maxGap  time.Duration
 }
 
-// newKASession returns session id from client namespace ns to url.
+// sessionTimeout bounds one request and its answer.
+const sessionTimeout = 10 * time.Second
+
+// newKASession returns session id from client namespace ns to url
+// (http://host or http://[v6]).
 func newKASession(id int, ns, url string) *kaSession {
-	return &kaSession{id: id, url: url, client: &http.Client{
-		Transport: &http.Transport{DialContext: lab.Dialer(ns), DisableCompression: true, MaxIdleConnsPerHost: 1},
-		Timeout:   10 * time.Second,
+	host := strings.TrimPrefix(url, "http://")
+	return &kaSession{id: id, url: url, host: host, dial: func(ctx context.Context) (net.Conn, error) {
+		return lab.Dialer(ns)(ctx, "tcp", withPort(host, "80"))
 	}}
 }
 
-// run sends requests every interval until ctx ends.
+// withPort appends port to host (an IPv4 address or a bracketed IPv6 one).
+func withPort(host, port string) string {
+	return net.JoinHostPort(strings.Trim(host, "[]"), port)
+}
+
+// run connects, then sends requests every interval until ctx ends or the
+// connection fails.
 func (s *kaSession) run(ctx context.Context, interval time.Duration) {
-	defer s.client.CloseIdleConnections()
-	trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) {
-		if !i.Reused {
-			s.mu.Lock()
-			s.conns++
-			if s.conns == 1 {
-				if a, ok := i.Conn.LocalAddr().(*net.TCPAddr); ok {
-					s.local = a.AddrPort()
-				}
-			}
-			s.mu.Unlock()
-		}
-	}}
+	dctx, cancel := context.WithTimeout(ctx, sessionTimeout)
+	c, err := s.dial(dctx)
+	cancel()
+	if err != nil {
+		s.fail(fmt.Errorf("connect: %w", err))
+		return
+	}
+	defer c.Close()
+	if a, ok := c.LocalAddr().(*net.TCPAddr); ok {
+		s.mu.Lock()
+		s.local = a.AddrPort()
+		s.mu.Unlock()
+	}
+	r := bufio.NewReader(c)
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for n := 0; ; n++ {
-		err := s.once(httptrace.WithClientTrace(context.Background(), trace), n)
+		if err := s.once(c, r, n); err != nil {
+			if ctx.Err() == nil {
+				s.fail(err)
+			}
+			return
+		}
 		now := time.Now()
 		s.mu.Lock()
-		if err != nil {
-			if len(s.errs) < 3 {
-				s.errs = append(s.errs, err)
-			}
-		} else {
-			if !s.last.IsZero() && now.Sub(s.last) > s.maxGap {
-				s.maxGap = now.Sub(s.last)
-			}
-			s.last = now
-			s.answers++
+		if !s.last.IsZero() {
+			s.maxGap = max(s.maxGap, gapSince(s.last, now, s.mark))
+			s.rawGap = max(s.rawGap, now.Sub(s.last))
 		}
+		s.last = now
+		s.answers++
 		s.mu.Unlock()
 		select {
 		case <-ctx.Done():
@@ -89,41 +108,72 @@ func (s *kaSession) run(ctx context.Context, interval time.Duration) {
 	}
 }
 
-func (s *kaSession) once(ctx context.Context, n int) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/fo/%d/%d", s.url, s.id, n), nil)
-	if err != nil {
-		return err
+// fail records err (the session is broken).
+func (s *kaSession) fail(err error) {
+	s.mu.Lock()
+	s.errs = append(s.errs, fmt.Errorf("%w (at %s)", err, time.Now().Format("15:04:05.000")))
+	s.mu.Unlock()
+}
+
+// once sends request n on c and reads its answer.
+func (s *kaSession) once(c net.Conn, r *bufio.Reader, n int) error {
+	_ = c.SetDeadline(time.Now().Add(sessionTimeout))
+	if _, err := fmt.Fprintf(c, "GET /fo/%d/%d HTTP/1.1\r\nHost: %s\r\nUser-Agent: patchgate-e2e\r\n\r\n", s.id, n, s.host); err != nil {
+		return fmt.Errorf("request %d: %w", n, err)
 	}
-	resp, err := s.client.Do(req)
+	resp, err := http.ReadResponse(r, nil)
 	if err != nil {
-		return err
+		return fmt.Errorf("request %d: %w", n, err)
 	}
-	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
 	if err != nil {
-		return err
+		return fmt.Errorf("request %d: body: %w", n, err)
 	}
-	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(string(body), "ok ") {
-		return fmt.Errorf("request %d: %s %q", n, resp.Status, body)
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(string(body), "ok ") || resp.Close {
+		return fmt.Errorf("request %d: %s %q (close %v)", n, resp.Status, body, resp.Close)
 	}
 	return nil
 }
 
-// broken says why the session counts as broken ("" if it does not).
-func (s *kaSession) broken() string {
+// gapSince is the gap between two answers at prev and now, counted from
+// the last withdrawal (mark) when it falls between them.
+func gapSince(prev, now time.Time, mark *atomic.Int64) time.Duration {
+	if mark != nil {
+		if m := time.Unix(0, mark.Load()); m.After(prev) && !m.After(now) {
+			return now.Sub(m)
+		}
+	}
+	return now.Sub(prev)
+}
+
+// broken says why the session counts as broken ("" if it does not); at is
+// when the traffic stopped (zero: not checked for a final stall).
+func (s *kaSession) broken(at ...time.Time) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	final := time.Duration(0)
+	if len(at) > 0 && !s.last.IsZero() {
+		final = gapSince(s.last, at[0], s.mark)
+	}
 	switch {
 	case len(s.errs) > 0:
 		return fmt.Sprintf("errors %v", s.errs)
-	case s.conns != 1:
-		return fmt.Sprintf("%d connections", s.conns)
 	case s.maxGap > stallLimit:
 		return fmt.Sprintf("stalled %v", s.maxGap.Round(time.Millisecond))
+	case final > stallLimit+sessionInterval:
+		return fmt.Sprintf("stalled at the end for %v", final.Round(time.Millisecond))
 	case s.answers == 0:
 		return "no answer"
 	}
 	return ""
+}
+
+// answered is how many answers the session got.
+func (s *kaSession) answered() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.answers
 }
 
 // localAddr is the session's client address (invalid before it connected).
@@ -131,45 +181,6 @@ func (s *kaSession) localAddr() netip.AddrPort {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.local
-}
-
-// nextHopDevs asks R1's kernel which link (node, "n1") the flows from each
-// client address to server port 80 take now, in one `ip -batch` run; "" for
-// a flow it could not tell.
-func nextHopDevs(l *lab.Lab, locals []netip.AddrPort, server4, server6 netip.Addr) ([]string, error) {
-	var in strings.Builder
-	for _, a := range locals {
-		dst := server4
-		if a.Addr().Unmap().Is6() {
-			dst = server6
-		}
-		fmt.Fprintf(&in, "route get %s from %s iif lan ipproto tcp sport %d dport 80\n", dst, a.Addr().Unmap(), a.Port())
-	}
-	cmd := lab.Command(l.R1.NS, "ip", "-force", "-batch", "-")
-	cmd.Stdin = strings.NewReader(in.String())
-	out, err := cmd.Output()
-	if err != nil && len(out) == 0 {
-		return nil, fmt.Errorf("R1 route get: %w", err)
-	}
-	var devs []string
-	for _, line := range strings.Split(string(out), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 || strings.HasPrefix(line, " ") || strings.HasPrefix(line, "\t") {
-			continue
-		}
-		dev := ""
-		for j := 0; j+1 < len(f); j++ {
-			if f[j] == "dev" {
-				dev = f[j+1]
-				break
-			}
-		}
-		devs = append(devs, dev)
-	}
-	if len(devs) != len(locals) {
-		return nil, fmt.Errorf("R1 route get: %d answers for %d flows", len(devs), len(locals))
-	}
-	return devs, nil
 }
 
 // rawConn is a raw HTTP/1.1 keep-alive connection from a fixed source port

@@ -106,6 +106,13 @@ func startLab(t *testing.T, v lab.Variant, fail string) *lab.Lab {
 // metrics are printed when the test fails.
 func upLab(t *testing.T, v lab.Variant, fail string) *lab.Lab {
 	t.Helper()
+	return upLabWith(t, v, fail, nil)
+}
+
+// upLabWith is upLab with a hook that adjusts the lab's configuration (more
+// clients or servers) before it is built.
+func upLabWith(t *testing.T, v lab.Variant, fail string, adjust func(*lab.Config)) *lab.Lab {
+	t.Helper()
 	patches, err := filepath.Abs(catalog)
 	if err != nil {
 		t.Fatal(err)
@@ -115,6 +122,9 @@ func upLab(t *testing.T, v lab.Variant, fail string) *lab.Lab {
 	cfg.Patches, cfg.Binary = patches, patchgateBin
 	cfg.StateRoot = t.TempDir()
 	cfg.MTU = 1600 // generated captures carry full-MSS segments plus TCP options
+	if adjust != nil {
+		adjust(&cfg)
+	}
 	l, err := lab.Up(cfg)
 	if err != nil {
 		t.Fatal(err)

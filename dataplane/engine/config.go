@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/patchgate/patchgate/dataplane/defrag"
 	"github.com/patchgate/patchgate/dataplane/flow"
@@ -176,6 +177,14 @@ type Config struct {
 	DetectWindow int
 	// Hooks lets the node observe flows (checkpoints, metrics). Optional.
 	Hooks Hooks
+	// CheckpointInterval: besides message boundaries and verdict changes,
+	// Hooks.Boundary is also called for a TCP data packet that leaves a
+	// message unfinished when the flow's last checkpoint was at rest (the
+	// first packet of a multi-packet message) or is at least this old. So a
+	// flow moved while a message is in flight (a slow or split request, a
+	// long download) resumes from where it was, not from the last boundary.
+	// 0 checkpoints at boundaries only.
+	CheckpointInterval time.Duration
 }
 
 // DefaultConfig returns the defaults.
@@ -189,8 +198,15 @@ func DefaultConfig() Config {
 		Checksums:    ChecksumAuto,
 		Violations:   ViolationCount,
 		DetectWindow: DefaultDetectWindow,
+
+		CheckpointInterval: DefaultCheckpointInterval,
 	}
 }
+
+// DefaultCheckpointInterval bounds how stale a mid-message checkpoint gets
+// (Config.CheckpointInterval): a long transfer costs one checkpoint per
+// interval, a single-packet message none beyond its boundary.
+const DefaultCheckpointInterval = 100 * time.Millisecond
 
 // Validate says which field is wrong and why.
 func (c Config) Validate() error {
@@ -209,6 +225,9 @@ func (c Config) Validate() error {
 	}
 	if c.DetectWindow < 16 || c.DetectWindow > 1<<20 {
 		errs = append(errs, fmt.Errorf("engine: DetectWindow must be in [16, 1MiB], got %d", c.DetectWindow))
+	}
+	if c.CheckpointInterval < 0 || c.CheckpointInterval > time.Minute {
+		errs = append(errs, fmt.Errorf("engine: CheckpointInterval must be in [0, 1m], got %v", c.CheckpointInterval))
 	}
 	if c.Midstream > MidstreamReset {
 		errs = append(errs, fmt.Errorf("engine: Midstream policy %d unknown", c.Midstream))

@@ -45,6 +45,10 @@ type Flow struct {
 	Alerts   uint32
 
 	accounted int64
+	// ckptAt is when Hooks.Boundary last exported the flow; ckptBusy is true
+	// when that was in the middle of a message (Config.CheckpointInterval).
+	ckptAt   time.Time
+	ckptBusy bool
 }
 
 // shard is one independent part of the engine.
@@ -229,10 +233,21 @@ func (s *shard) process(p *decode.Packet, key flow.Key, swapped bool) Result {
 	s.table.Touch(ent, class, p.Timestamp)
 	s.account(ent)
 	if h := s.e.cfg.Hooks.Boundary; h != nil {
+		fired := false
 		for d, b := range c.boundary {
 			if b || (c.changed && d == int(dir)) {
 				h(key, dataplane.Direction(d), s.exportCur)
+				fired = true
 			}
+		}
+		switch iv := s.e.cfg.CheckpointInterval; {
+		case fired:
+			f.ckptAt, f.ckptBusy = p.Timestamp, false
+		case iv > 0 && tcp && len(p.Payload) > 0 && (!f.ckptBusy || p.Timestamp.Sub(f.ckptAt) >= iv):
+			// A message is in flight: checkpoint its first packet, then
+			// at most once per interval.
+			h(key, dir, s.exportCur)
+			f.ckptAt, f.ckptBusy = p.Timestamp, true
 		}
 	}
 	c.f = nil

@@ -200,8 +200,15 @@ func (w *Withdrawal) groupArgv(op string, group int) []string {
 			members += strconv.Itoa(base + i + 1)
 		}
 	}
+	// idle_timer 0: buckets move as soon as the group changes, on both
+	// routers at once. With the kernel's default (120 s), a restored node's
+	// buckets return only once idle, and each router judges idleness from
+	// its own direction of traffic, so for a while R1 and R2 could send a
+	// new flow's two directions through different nodes. Flows on the
+	// buckets that return to a restored node move to it like any other move
+	// (resumed from checkpoints).
 	return []string{"ip", "nexthop", op, "id", strconv.Itoa(group), "group", members,
-		"type", "resilient", "buckets", strconv.Itoa(w.cfg.Buckets)}
+		"type", "resilient", "buckets", strconv.Itoa(w.cfg.Buckets), "idle_timer", "0"}
 }
 
 // loop checks every node each interval until ctx ends.
