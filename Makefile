@@ -2,7 +2,7 @@
 #   make demo    build, replay demo traffic offline, then (root) a 3-node lab: benign traffic and every exploit, per node and CVE
 #   make test    go vet + go test -race ./... (installs the Debian packages the tests need)
 #   make build   build the binaries into bin/
-#   make bench   engine benchmarks + instructions per packet (bench/engine.sh; README "Performance")
+#   make bench   engine benchmarks + the replay benchmark through the lab (as root; make bench-quick: a few minutes)
 #   make fuzz    run every fuzz target for FUZZTIME each
 #   make lint    gofmt, go vet, staticcheck when installed
 
@@ -15,7 +15,8 @@ TESTFLAGS   ?= -race -timeout 30m
 VERSION     ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -X main.version=$(VERSION)
 # Debian packages the test suite and demo use (installed when root and missing).
-DEB_PACKAGES ?= ca-certificates iproute2 iptables tcpreplay
+# (nginx, ModSecurity, the CRS and wrk: bench/waf's side-by-side test.)
+DEB_PACKAGES ?= ca-certificates iproute2 iptables tcpreplay nginx libnginx-mod-http-modsecurity modsecurity-crs wrk
 
 .PHONY: all build test demo bench fuzz lint deps clean
 
@@ -35,13 +36,33 @@ deps:
 test: deps
 	$(GO) vet ./...
 	$(GO) test $(TESTFLAGS) ./...
+	$(GO) -C bench/coraza vet ./...
+	$(GO) -C bench/coraza test $(TESTFLAGS) ./...
+	$(GO) -C bench/plot vet ./...
 
 # The cluster part needs root; DEMO_FLAGS go to `patchgate demo` (e.g. --variant l2).
 demo: deps build
 	@scripts/demo.sh $(DEMO_FLAGS)
 
-bench:
+# bench: engine benchmarks (bench/engine.sh), then the replay benchmark through the
+# lab (bench/runner: L3+L2, N=1..3, tcpreplay ramps) and the peers in the same run
+# (bench/coraza: Coraza vs patchgate; bench/waf: kernel vs patchgate vs
+# nginx+ModSecurity+CRS with wrk, latency per packet and per request): report.md,
+# results.json, PNGs into bench/results/<date>/; as root, ~25 min. bench-quick:
+# L3+L2, N=3 only, 3 rates and top speed, a small capture, short wrk runs (a few
+# minutes). BENCH_FLAGS go to `pgbench run` (see bench/README.md).
+BENCH_FLAGS ?=
+BENCH_DEBS  := $(DEB_PACKAGES) valgrind
+.PHONY: bench-quick
+
+bench: build
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(BENCH_DEBS)"
 	bench/engine.sh
+	$(GO) run ./bench/cmd/pgbench run --binary $(BIN)/patchgate $(BENCH_FLAGS)
+
+bench-quick: build
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(BENCH_DEBS)"
+	$(GO) run ./bench/cmd/pgbench run --quick --binary $(BIN)/patchgate $(BENCH_FLAGS)
 
 fuzz:
 	@set -e; for pkg in $$($(GO) list ./...); do \

@@ -133,9 +133,9 @@ func (e *demoEnv) clusterKillPhase(ctx context.Context, o demoOptions, cl *demoC
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "   %s resumed %.0f of its flows exactly from checkpoints shared over NATS (no new connection, no reset);\n"+
-		"   meanwhile n%d's fail-open NFQUEUE rules forwarded %d packets of its share uninspected until the withdrawal\n"+
-		"   (fail: closed drops them instead; TCP retransmits to the new node)\n",
+	fmt.Fprintf(w, "   %s resumed %.0f of its flows from checkpoints shared over NATS (no new connection, no reset);\n"+
+		"   until the withdrawal, n%d's NFQUEUE rules (fail: closed, no queue bypass) dropped the %d packets of its share\n"+
+		"   instead of passing them uninspected; TCP retransmitted them to the node that took each flow over\n",
 		nodeList(l.Nodes, o.Kill), e.resumedFlows(o.Kill)-resumedBefore, o.Kill, hooked-hookedAtKill)
 	failed := 0
 	for _, row := range k.cells {
