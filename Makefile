@@ -1,5 +1,5 @@
 # patchgate — make targets a newcomer guesses.
-#   make demo    build, replay demo traffic offline, then (root) a 3-node lab: benign traffic and every exploit, per node and CVE
+#   make demo    build, replay demo traffic offline, then (root) a 3-node cluster: exploits blocked, a node killed, a rollout
 #   make test    go vet + go test -race ./... (installs the Debian packages the tests need)
 #   make build   build the binaries into bin/
 #   make bench   engine benchmarks + the replay benchmark through the lab (as root; make bench-quick: a few minutes)

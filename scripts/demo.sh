@@ -2,10 +2,12 @@
 # make demo: first the offline part (every shipped patch proves itself
 # against its own test traffic; a generated capture is replayed through the
 # engine), then, as root, the cluster: `patchgate demo` brings up a 3-node
-# ECMP lab in network namespaces, runs patchgate on every node, sends benign
-# traffic and every shipped patch's exploits through it, prints what passed
-# and what was blocked per node and per CVE, kills a node mid-traffic and
-# tears the lab down. Extra arguments go to `patchgate demo`
+# ECMP lab in network namespaces whose patchgate nodes form one cluster (Raft,
+# flow sharing over NATS, a route controller), pushes a signed patch set with
+# patchctl, sends benign traffic and every shipped patch's exploits through
+# it, prints what passed and what was blocked per node and per CVE, kills a
+# node mid-traffic (its sessions go on), restarts it, rolls out a new patch
+# set with patchctl under traffic and tears the lab down. Extra arguments go to `patchgate demo`
 # (make demo DEMO_FLAGS="--variant l2").
 set -euo pipefail
 cd "$(dirname "$0")/.."

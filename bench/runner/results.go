@@ -105,6 +105,10 @@ type ConfigRun struct {
 	// MaxLossless is the step with the highest delivered rate under the
 	// loss threshold (nil when even the first step lost).
 	MaxLossless *Step `json:"max_lossless,omitempty"`
+	// MaxNoCapacityLoss is the same with order drops allowed: the highest
+	// delivered rate before loss or uninspected packets reach the threshold
+	// (what the nodes carry when the replay's answers may overtake causes).
+	MaxNoCapacityLoss *Step `json:"max_no_capacity_loss,omitempty"`
 	// RatioVsKernel is MaxLossless delivered pps over the kernel
 	// configuration's in the same lab bring-up.
 	RatioVsKernel float64 `json:"ratio_vs_kernel,omitempty"`
@@ -168,8 +172,8 @@ type Step struct {
 	MachineBusyPct float64 `json:"machine_busy_pct"`
 	// Bus is the flow-sharing traffic during the step (bus on only).
 	Bus *BusStep `json:"bus,omitempty"`
-	// Lossless is the step's verdict: LossPct and the uninspected share
-	// under the threshold.
+	// Lossless is the step's verdict: LossPct, the uninspected share and
+	// the order-drop share under the threshold (see Judge).
 	Lossless bool `json:"lossless"`
 }
 

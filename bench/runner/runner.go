@@ -169,6 +169,7 @@ func Run(ctx context.Context, cfg Config, quick bool, commandLine string, plotCm
 		runPeers(ctx, cfg, work, progressOut, res)
 	}
 	res.Finished = time.Now().UTC()
+	Judge(res)
 	return res, writeOutputs(res, cfg.Out, plotCmd, progressOut)
 }
 

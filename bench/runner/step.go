@@ -251,11 +251,7 @@ func (r *labRunner) measure(st *Step, before, after snapshot) {
 	if st.Offered.Packets > 0 {
 		st.LossPct = 100 * float64(st.Lost) / float64(st.Offered.Packets)
 	}
-	uninspectedPct := 0.0
-	if st.Offered.Packets > 0 {
-		uninspectedPct = 100 * float64(st.Uninspected) / float64(st.Offered.Packets)
-	}
-	st.Lossless = st.Offered.Packets > 0 && st.LossPct < r.cfg.MaxLossPct && uninspectedPct < r.cfg.MaxLossPct
+	st.Lossless = lossless(st, r.cfg.MaxLossPct)
 }
 
 // tailBuffer keeps the last max bytes written to it.

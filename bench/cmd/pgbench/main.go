@@ -2,6 +2,7 @@
 //
 //	pgbench run [--quick] [--out bench/results/<date>]   tcpreplay ramps through the lab, report, JSON, plots
 //	pgbench traffic ...                                  a seeded capture and its exploit manifest (bench/traffic)
+//	pgbench report DIR                                   re-judge DIR/results.json and rewrite its report and plots
 //
 // See bench/README.md.
 package main
