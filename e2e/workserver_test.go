@@ -61,7 +61,9 @@ func startWorkServer(t *testing.T, ns string, addrs ...netip.Addr) *workServer {
 	}
 	tlsLn := tls.NewListener(tln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
 		NextProtos: []string{"http/1.1"}})
-	srv := &http.Server{Handler: http.HandlerFunc(s.handle), ReadHeaderTimeout: 10 * time.Second,
+	// The header timeout outlasts every test: the split probe leaves a
+	// request's header half sent from before the event until after it.
+	srv := &http.Server{Handler: http.HandlerFunc(s.handle), ReadHeaderTimeout: 3 * time.Minute,
 		IdleTimeout: 2 * time.Minute, ErrorLog: nil}
 	var wg sync.WaitGroup
 	for _, l := range []net.Listener{ln, tlsLn} {
