@@ -393,71 +393,25 @@ func runDemo(ctx context.Context, o demoOptions, w io.Writer) (err error) {
 	return nil
 }
 
-// killPhase kills one node mid-traffic and reports what happened to the
-// sessions through it and through the others; then it withdraws the node
-// from both routers' ECMP groups and shows the remaining nodes still block
-// every exploit.
+// killPhase (L2 variant, no cluster) kills one node mid-traffic and reports
+// what happened to the sessions through it and through the others; then it
+// withdraws the node from both routers' ECMP groups by hand and shows the
+// remaining nodes still block every exploit.
 func (e *demoEnv) killPhase(ctx context.Context, o demoOptions, fail func(string, ...any)) error {
 	w, l := e.w, e.l
 	fmt.Fprintf(w, "\n== killing node %d (SIGKILL) mid-traffic: new keep-alive sessions of %d requests for %v, %d at a time\n",
 		o.Kill, demoKillRequests, o.KillFor, 2*o.Parallel)
-	rec, err := e.record()
+	kr, err := e.killUnderTraffic(ctx, o)
 	if err != nil {
 		return err
 	}
-	phaseCtx, cancel := context.WithTimeout(ctx, o.KillFor)
-	defer cancel()
-	killed := make(chan error, 1)
-	var killAt time.Time
-	var hookedAtKill uint64
-	go func() {
-		select {
-		case <-time.After(o.KillFor / 3):
-		case <-phaseCtx.Done():
-			killed <- phaseCtx.Err()
-			return
-		}
-		if l.Variant == lab.L3 {
-			var err error
-			if hookedAtKill, err = e.hookedPackets(o.Kill); err != nil {
-				killed <- err
-				return
-			}
-		}
-		killAt = time.Now()
-		killed <- l.KillNode(o.Kill)
-	}()
-	began := time.Now()
-	sessions := e.benign(phaseCtx, 0, demoKillRequests, 2*o.Parallel, demoKillPause)
-	if err := <-killed; err != nil {
-		return fmt.Errorf("demo: kill node %d: %w", o.Kill, err)
-	}
-	flows, err := rec.stop()
-	if err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("demo: %w", err)
-	}
-	k := summarizeKill(sessions, flows, o.Kill, killAt)
-	fmt.Fprintf(w, "   node %d killed %.1fs into the traffic; %d sessions in all\n\n", o.Kill, killAt.Sub(began).Seconds(), len(sessions))
-	writeKillTable(w, l.Nodes, o.Kill, k)
+	k := kr.summary
 	fmt.Fprintf(w, "\n   traffic continued: %d new sessions after the kill ok through %s; through n%d: %d ok, %d failed\n",
 		k.cells[1][2].ok, nodeList(l.Nodes, o.Kill), o.Kill, k.cells[0][2].ok, k.cells[0][2].failed)
-	if l.Variant == lab.L3 {
-		hooked, err := e.hookedPackets(o.Kill)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(w, "   n%d's NFQUEUE rules outlive it with --queue-bypass (fail-open): the kernel forwarded its ECMP share,\n"+
-			"   %d packets since the kill, UNINSPECTED (the rules' counters) until the routers withdraw it. Without flow\n"+
-			"   sharing (a later issue) no other node knows its flows (the kernel drops what was queued to it when it\n"+
-			"   died; TCP retransmits).\n", o.Kill, hooked-hookedAtKill)
-	} else {
-		fmt.Fprintf(w, "   n%d's AF_PACKET bridge died with it: nothing forwards on its link, so its ECMP share is lost until\n"+
-			"   the routers withdraw it (run `patchgate node fallback` from the service manager to bridge instead).\n"+
-			"   Without flow sharing (a later issue) no other node can take over its sessions.\n", o.Kill)
-	}
+	fmt.Fprintf(w, "   n%d's AF_PACKET bridge died with it: nothing forwards on its link, so its ECMP share is lost until\n"+
+		"   the routers withdraw it (run `patchgate node fallback` from the service manager to bridge instead).\n"+
+		"   The L2 lab's nodes have no addresses for the flow-sharing bus: no other node can take over their sessions\n"+
+		"   (the L3 demo shows that).\n", o.Kill)
 	for _, c := range k.cells[1] {
 		if c.failed > 0 {
 			fail("%d sessions through the running nodes failed while node %d died", c.failed, o.Kill)
@@ -468,7 +422,7 @@ func (e *demoEnv) killPhase(ctx context.Context, o demoOptions, fail func(string
 	if err := e.withdraw(o.Kill); err != nil {
 		return err
 	}
-	rec, err = e.record()
+	rec, err := e.record()
 	if err != nil {
 		return err
 	}
@@ -480,7 +434,7 @@ func (e *demoEnv) killPhase(ctx context.Context, o demoOptions, fail func(string
 	}
 	after := e.benign(ctx, 2*o.Parallel, 3, o.Parallel, 0)
 	again := e.conversations(ctx, exploits, o.Parallel)
-	flows, err = rec.stop()
+	flows, err := rec.stop()
 	if err != nil {
 		return err
 	}
@@ -617,4 +571,60 @@ func nodeList(nodes []lab.Node, skip int) string {
 		}
 	}
 	return strings.Join(out, ", ")
+}
+
+// killResult is what killUnderTraffic saw.
+type killResult struct {
+	sessions     []sessionResult
+	flows        map[string]int // client address → node that carried it
+	killAt       time.Time
+	hookedAtKill uint64 // node's NFQUEUE rule counters at the kill (L3)
+	summary      killSummary
+}
+
+// killUnderTraffic runs new keep-alive sessions for o.KillFor, SIGKILLs node
+// o.Kill a third of the way in, and prints when it died and the sessions by
+// node group and period.
+func (e *demoEnv) killUnderTraffic(ctx context.Context, o demoOptions) (*killResult, error) {
+	l := e.l
+	rec, err := e.record()
+	if err != nil {
+		return nil, err
+	}
+	phaseCtx, cancel := context.WithTimeout(ctx, o.KillFor)
+	defer cancel()
+	r := &killResult{}
+	killed := make(chan error, 1)
+	go func() {
+		select {
+		case <-time.After(o.KillFor / 3):
+		case <-phaseCtx.Done():
+			killed <- phaseCtx.Err()
+			return
+		}
+		if l.Variant == lab.L3 {
+			var err error
+			if r.hookedAtKill, err = e.hookedPackets(o.Kill); err != nil {
+				killed <- err
+				return
+			}
+		}
+		r.killAt = time.Now()
+		killed <- l.KillNode(o.Kill)
+	}()
+	began := time.Now()
+	r.sessions = e.benign(phaseCtx, 0, demoKillRequests, 2*o.Parallel, demoKillPause)
+	if err := <-killed; err != nil {
+		return nil, fmt.Errorf("demo: kill node %d: %w", o.Kill, err)
+	}
+	if r.flows, err = rec.stop(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("demo: %w", err)
+	}
+	r.summary = summarizeKill(r.sessions, r.flows, o.Kill, r.killAt)
+	fmt.Fprintf(e.w, "   node %d killed %.1fs into the traffic; %d sessions in all\n\n", o.Kill, r.killAt.Sub(began).Seconds(), len(r.sessions))
+	writeKillTable(e.w, l.Nodes, o.Kill, r.summary)
+	return r, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/patchgate/patchgate/dataplane"
 	"github.com/patchgate/patchgate/dataplane/patch"
@@ -84,45 +83,11 @@ func (e *demoEnv) clusterKillPhase(ctx context.Context, o demoOptions, cl *demoC
 	fmt.Fprintf(w, "\n== killing node %d (SIGKILL) mid-traffic: keep-alive sessions of %d requests %v apart for %v, %d at a time\n",
 		o.Kill, demoKillRequests, demoKillPause, o.KillFor, 2*o.Parallel)
 	resumedBefore := e.resumedFlows(o.Kill)
-	rec, err := e.record()
+	kr, err := e.killUnderTraffic(ctx, o)
 	if err != nil {
 		return err
 	}
-	phaseCtx, cancel := context.WithTimeout(ctx, o.KillFor)
-	defer cancel()
-	killed := make(chan error, 1)
-	var killAt time.Time
-	var hookedAtKill uint64
-	go func() {
-		select {
-		case <-time.After(o.KillFor / 3):
-		case <-phaseCtx.Done():
-			killed <- phaseCtx.Err()
-			return
-		}
-		var err error
-		if hookedAtKill, err = e.hookedPackets(o.Kill); err != nil {
-			killed <- err
-			return
-		}
-		killAt = time.Now()
-		killed <- l.KillNode(o.Kill)
-	}()
-	began := time.Now()
-	sessions := e.benign(phaseCtx, 0, demoKillRequests, 2*o.Parallel, demoKillPause)
-	if err := <-killed; err != nil {
-		return fmt.Errorf("demo: kill node %d: %w", o.Kill, err)
-	}
-	flows, err := rec.stop()
-	if err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("demo: %w", err)
-	}
-	k := summarizeKill(sessions, flows, o.Kill, killAt)
-	fmt.Fprintf(w, "   node %d killed %.1fs into the traffic; %d sessions in all\n\n", o.Kill, killAt.Sub(began).Seconds(), len(sessions))
-	writeKillTable(w, l.Nodes, o.Kill, k)
+	sessions, flows, killAt, hookedAtKill, k := kr.sessions, kr.flows, kr.killAt, kr.hookedAtKill, kr.summary
 	if at := cl.withdrawnAfter(o.Kill, killAt); !at.IsZero() {
 		fmt.Fprintf(w, "\n   the route controller withdrew n%d from both routers %d ms after the kill; only its flows moved\n",
 			o.Kill, at.Sub(killAt).Milliseconds())
