@@ -88,14 +88,7 @@ type ctl struct {
 
 // run runs patchctl in node i's namespace against node i's API.
 func (c *ctl) run(i int, args ...string) (string, error) {
-	addr, err := c.l.ClusterAddr(i)
-	if err != nil {
-		return "", err
-	}
-	// The command comes first; global flags may follow it.
-	argv := append(append([]string{c.bin}, args...), "--server", net.JoinHostPort(addr.String(), strconv.Itoa(lab.ClusterAPIPort)),
-		"--token", c.token, "--timeout", "20s")
-	return c.l.Exec(c.l.Nodes[i-1].NS, argv...)
+	return c.l.Patchctl(i, c.bin, c.token, args...)
 }
 
 // clusterStatus is the part of `patchctl status --json` the test reads

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -17,7 +15,6 @@ import (
 	"github.com/google/gopacket/layers"
 
 	"github.com/patchgate/patchgate/consensus"
-	"github.com/patchgate/patchgate/consensus/patchset"
 	"github.com/patchgate/patchgate/dataplane"
 	"github.com/patchgate/patchgate/dataplane/checkpoint"
 	"github.com/patchgate/patchgate/dataplane/engine"
@@ -29,72 +26,15 @@ import (
 // drainQuiet is the quiet period of the drain tests' nodes.
 const drainQuiet = 300 * time.Millisecond
 
-// startDrainCluster runs n nodes with a cluster section, the bus enabled
-// (routes from membership) and the HTTP endpoint on loopback, and waits
-// until every bus has its routes to the others.
+// startDrainCluster runs n bus-sharing cluster nodes (startBusCluster) with
+// the HTTP endpoint on loopback and a short drain quiet period.
 func startDrainCluster(t *testing.T, n int) []*Node {
 	t.Helper()
-	dir := t.TempDir()
-	var seed string
-	var nodes []*Node
-	for i := 0; i < n; i++ {
-		cfg := DefaultConfig()
-		cfg.Name = fmt.Sprintf("gw-d%d", i)
-		cfg.Patches = catalog(t)
-		cfg.EVE, cfg.HTTP.Listen = "", "127.0.0.1:0"
+	return startBusCluster(t, "gw-d", n, func(cfg *Config) {
+		cfg.HTTP.Listen = "127.0.0.1:0"
 		cfg.Drain = DrainConfig{Quiet: drainQuiet, Timeout: 20 * time.Second}
-		cfg.Bus.Enabled = true
-		cfg.Bus.Listen, cfg.Bus.ClusterListen = "127.0.0.1:0", "127.0.0.1:0"
 		cfg.Bus.LookupTimeout = 500 * time.Millisecond
-		cc := DefaultClusterConfig()
-		tun := consensus.FastConfig()
-		cc.Tuning = &tun
-		cc.ClusterName = fmt.Sprintf("drain-%d", os.Getpid())
-		cc.DataDir = filepath.Join(dir, cfg.Name)
-		cc.RaftAddr, cc.GossipAddr = "127.0.0.1:0", "127.0.0.1:0"
-		cc.Voters = 1
-		if seed == "" {
-			cc.BootstrapExpect = 1
-		} else {
-			cc.Seeds = []string{seed}
-		}
-		cc.Keys = patchset.NewKeySet(clusterKey(t).Public())
-		cc.API.Listen, cc.API.Token = "127.0.0.1:0", testToken
-		cfg.Cluster = &cc
-		nd, err := New(cfg, Options{Logger: quietLogger(t),
-			Backend: func(Config, func() inline.Inspector, *slog.Logger) (inline.Backend, error) { return idleBackend{}, nil }})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- nd.Run(ctx) }()
-		t.Cleanup(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("%s: %v", cfg.Name, err)
-			}
-		})
-		pollFor(t, 15*time.Second, func() error {
-			if nd.Agent() == nil || nd.HTTPAddr() == "" {
-				return fmt.Errorf("%s: not started", cfg.Name)
-			}
-			return nil
-		})
-		if seed == "" {
-			seed = nd.Agent().Cluster().GossipAddr()
-		}
-		nodes = append(nodes, nd)
-	}
-	pollFor(t, 20*time.Second, func() error {
-		for _, nd := range nodes {
-			if h := nd.Bus().Health(); h.Routes != n-1 || h.Degraded {
-				return fmt.Errorf("%s: %d routes, degraded %v (%s)", nd.cfg.Name, h.Routes, h.Degraded, h.Reason)
-			}
-		}
-		return nil
 	})
-	return nodes
 }
 
 // setDrain sets or clears node's drain flag through the raft leader.

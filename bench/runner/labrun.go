@@ -134,7 +134,6 @@ func runLab(ctx context.Context, cfg Config, v lab.Variant, n int, bc *benchCapt
 		return lr
 	}
 	var full, bus *ConfigRun
-	kernelPPS := 0.0
 	for _, conf := range cfg.Configs {
 		if conf == ConfFullBus && (v != lab.L3 || n < 2) {
 			continue
@@ -143,17 +142,11 @@ func runLab(ctx context.Context, cfg Config, v lab.Variant, n int, bc *benchCapt
 			lr.Error = ctx.Err().Error()
 			break
 		}
-		cr := r.rampConfig(ctx, v, n, conf)
-		if conf == ConfKernel && cr.MaxLossless != nil {
-			kernelPPS = cr.MaxLossless.DeliveredPPS
-		}
-		lr.Configs = append(lr.Configs, cr)
+		lr.Configs = append(lr.Configs, r.rampConfig(ctx, v, n, conf))
 	}
+	// Maxima and ratios to the kernel: Judge, once every lab has run.
 	for i := range lr.Configs {
 		c := &lr.Configs[i]
-		if c.Name != ConfKernel && c.MaxLossless != nil && kernelPPS > 0 {
-			c.RatioVsKernel = c.MaxLossless.DeliveredPPS / kernelPPS
-		}
 		switch c.Name {
 		case ConfFull:
 			full = c
@@ -196,14 +189,6 @@ func (r *labRunner) rampConfig(ctx context.Context, v lab.Variant, n int, conf s
 	cr.IdleCPUPct = r.idleCPU
 	if err != nil {
 		cr.Error = err.Error()
-	}
-	// The highest lossless delivered rate among the lossless steps.
-	for i := range cr.Steps {
-		s := &cr.Steps[i]
-		if s.Lossless && (cr.MaxLossless == nil || s.DeliveredPPS > cr.MaxLossless.DeliveredPPS) {
-			cp := *s
-			cr.MaxLossless = &cp
-		}
 	}
 	return cr
 }

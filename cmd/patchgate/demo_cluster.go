@@ -8,10 +8,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -130,13 +128,7 @@ func newDemoCluster(l *lab.Lab, w io.Writer, v1Dir string) (*demoCluster, error)
 
 // run runs patchctl in node i's namespace against node i's API.
 func (c *demoCluster) run(i int, args ...string) (string, error) {
-	addr, err := c.l.ClusterAddr(i)
-	if err != nil {
-		return "", err
-	}
-	argv := append(append([]string{c.patchctl}, args...), "--server", net.JoinHostPort(addr.String(), strconv.Itoa(lab.ClusterAPIPort)),
-		"--token", c.token, "--timeout", "20s")
-	return c.l.Exec(c.l.Nodes[i-1].NS, argv...)
+	return c.l.Patchctl(i, c.patchctl, c.token, args...)
 }
 
 // demoStatus is the part of `patchctl status --json` the demo reads.

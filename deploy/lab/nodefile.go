@@ -112,6 +112,20 @@ func (l *Lab) DefaultClusterFile(i int, token string, trustedKeys ...string) (*C
 	return f, nil
 }
 
+// Patchctl runs the patchctl binary bin in node i's namespace against node
+// i's cluster API (ClusterAddr(i), ClusterAPIPort) with the bearer token and
+// a 20 s timeout, and returns its combined output. The command's own
+// arguments come first; the global flags follow them.
+func (l *Lab) Patchctl(i int, bin, token string, args ...string) (string, error) {
+	addr, err := l.ClusterAddr(i)
+	if err != nil {
+		return "", err
+	}
+	argv := append(append([]string{bin}, args...), "--server", netip.AddrPortFrom(addr, ClusterAPIPort).String(),
+		"--token", token, "--timeout", "20s")
+	return l.Exec(l.Nodes[i-1].NS, argv...)
+}
+
 // ClusterRoutes lets the nodes reach each other's ClusterAddr: every node
 // gets a route to the other nodes' R1-side subnets through R1, which already
 // forwards between its links (L3 variant). The nodes' own traffic is never
